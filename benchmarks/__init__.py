@@ -1,0 +1,1 @@
+"""carol-bench: every exported file x runtime, side by side in one run."""

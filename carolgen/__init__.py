@@ -1,0 +1,10 @@
+"""carolgen: write Christmas-carol lyrics with a small char-level LSTM + attention model, from Keras to a Pi.
+
+Importing carolgen is light (no TensorFlow): training, export and the Keras backend import it when used.
+"""
+from pathlib import Path
+
+__version__ = "0.1.0"
+
+MODELS_DIR = Path(__file__).parent / "models"
+DEFAULT_CHECKPOINT = MODELS_DIR / "model.keras"

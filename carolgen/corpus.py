@@ -1,0 +1,79 @@
+"""Lyrics in, training windows out: load a folder of songs, split whole songs into train / held-out."""
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from carolgen.runtime.encoding import WINDOW, Vocab, normalise
+from carolgen.runtime.errors import CarolError
+
+
+def builtin_lyrics_dir():
+    """The folder of the built-in corpus, installed with the package."""
+    import carolgen.lyrics
+    return Path(carolgen.lyrics.__file__).parent
+
+
+@dataclass
+class Corpus:
+    """Normalised songs by name, in file-name order."""
+
+    songs: dict
+    source: str
+
+    @property
+    def text(self):
+        return " ".join(self.songs.values())
+
+    def summary(self):
+        chars = sum(len(s) for s in self.songs.values())
+        return f"{len(self.songs)} songs, {chars:,} characters, {len(set(self.text))} distinct characters"
+
+
+def load_lyrics(folder=None, **normalise_options):
+    """Read every .txt file in `folder` (default: the built-in lyrics) as one song, normalised."""
+    folder = Path(folder) if folder is not None else builtin_lyrics_dir()
+    if not folder.is_dir():
+        raise CarolError(f"lyrics folder not found: {folder}")
+    paths = sorted(folder.glob("*.txt"))
+    if not paths:
+        raise CarolError(f"no .txt files in {folder}")
+    songs = {}
+    for path in paths:
+        try:
+            raw = path.read_text(encoding="utf-8")
+        except UnicodeDecodeError as error:
+            raise CarolError(f"{path} is not UTF-8 text (byte {error.start}): save it as UTF-8") from None
+        text = normalise(raw, **normalise_options).strip()
+        if text:
+            songs[path.stem] = text
+    if not songs:
+        raise CarolError(f"every .txt file in {folder} is empty after normalisation")
+    return Corpus(songs, str(folder))
+
+
+def split_songs(corpus, held_out_fraction=0.1, seed=0):
+    """Choose whole songs to hold out (seeded); returns (train_names, held_out_names), both sorted."""
+    names = sorted(corpus.songs)
+    if len(names) < 2:
+        raise CarolError("need at least two songs: one to train on and one to hold out")
+    count = max(1, round(len(names) * held_out_fraction))
+    held = sorted(np.random.default_rng(seed).choice(names, size=count, replace=False).tolist())
+    return [n for n in names if n not in held], held
+
+
+def song_windows(vocab, songs, window=WINDOW):
+    """Every (window, next character) pair of the songs, each song left-padded with the pad character.
+
+    Returns x: float32 (N, window, 1) and y: int32 (N,). The padding teaches the model how songs begin, and
+    is the same padding the runtime gives a short prime.
+    """
+    xs, ys = [], []
+    for song in songs:
+        indices = vocab.index(vocab.pad_char * window + song)
+        starts = np.arange(len(song))
+        positions = starts[:, None] + np.arange(window)[None, :]
+        xs.append(vocab.values(indices[positions]))
+        ys.append(indices[starts + window])
+    return np.concatenate(xs)[:, :, None], np.concatenate(ys).astype(np.int32)
+

@@ -1,0 +1,1 @@
+"""The built-in corpus: original carol lyrics written for carolgen, one song a .txt file."""

@@ -1,0 +1,147 @@
+"""carol-generate: write a carol from a model file, on whichever interpreter is installed."""
+import difflib
+import json
+import sys
+import textwrap
+from pathlib import Path
+
+from .backends import INTERPRETERS, available_backends
+from .cli_common import ArgumentParser, run_command
+from .encoding import UNKNOWN_POLICIES, normalise
+from .errors import CarolError
+from .generate import load, new_seed
+from .sampling import check_sampling
+
+EXAMPLES = """examples:
+  carol-generate --prime "bells across the" --length 300 --temperature 0.7
+  carol-generate --temperature 0 --model model-fp32.onnx
+  carol-generate --num-samples 4 --top-p 0.9 --seed 7 --json
+  carol-generate --continue lyrics/snow-falls-soft.txt --compare
+  carol-generate --backend keras --attention attention.png --length 30"""
+
+
+def bundled_model(backend=None):
+    """The model shipped with the package for `backend`, or the first this machine can run: TFLite, ONNX."""
+    import carolgen
+    files = {"tflite": carolgen.MODELS_DIR / "model-fp32.tflite", "onnx": carolgen.MODELS_DIR / "model-fp32.onnx",
+             "keras": carolgen.DEFAULT_CHECKPOINT}
+    if backend is not None:
+        if backend not in INTERPRETERS:
+            raise CarolError(f"unknown backend {backend!r}; choose from {', '.join(INTERPRETERS)}")
+        return files[INTERPRETERS[backend][0]]
+    for kind in ("tflite", "onnx"):
+        if available_backends(kind):
+            return files[kind]
+    raise CarolError("no interpreter is installed: pip install 'carolgen[litert]' or 'carolgen[onnx]'")
+
+
+def parse_args(argv):
+    parser = ArgumentParser(prog="carol-generate", description="Write carol lyrics with a carolgen model file.",
+                            epilog=EXAMPLES)
+    parser.add_argument("--model", help="a .tflite, .onnx or .keras file (default: the bundled model)")
+    parser.add_argument("--prime", default="", help="text to start from (default: the start of a song)")
+    parser.add_argument("--length", type=int, default=400, help="characters to write per sample")
+    parser.add_argument("--temperature", type=float, default=0.7, help="0 = greedy; higher = wilder")
+    parser.add_argument("--top-k", type=int, default=0, help="sample from the k likeliest characters (0 = all)")
+    parser.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (1 = off)")
+    parser.add_argument("--seed", type=int, help="random seed (printed when not given)")
+    parser.add_argument("--num-samples", type=int, default=1, help="continuations to write, as one batch")
+    parser.add_argument("--backend", help="litert, tflite-runtime, tensorflow-lite, onnxruntime or keras")
+    parser.add_argument("--threads", type=int, default=1, help="interpreter threads")
+    parser.add_argument("--unknown", choices=UNKNOWN_POLICIES, default="error",
+                        help="what to do with prime characters outside the vocabulary")
+    parser.add_argument("--continue", dest="continue_file", metavar="FILE",
+                        help="prime with the first half of a lyrics file and write the second half")
+    parser.add_argument("--compare", action="store_true", help="with --continue: show both halves side by side")
+    parser.add_argument("--attention", metavar="PNG", help="draw which characters each output attended to")
+    parser.add_argument("--quiet", action="store_true", help="no speed line on stderr")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of the text")
+    return parser.parse_args(argv)
+
+
+def halves(path, normalisation):
+    """(first half, second half) of a lyrics file, normalised like training, split at a space near the middle."""
+    try:
+        text = normalise(Path(path).read_text(encoding="utf-8"), **normalisation).strip()
+    except FileNotFoundError:
+        raise CarolError(f"lyrics file not found: {path}") from None
+    except (UnicodeDecodeError, IsADirectoryError):
+        raise CarolError(f"{path} is not a UTF-8 text file") from None
+    if len(text) < 2:
+        raise CarolError(f"{path} has too little text to continue")
+    middle = text.find(" ", len(text) // 2)
+    middle = len(text) // 2 if middle < 0 else middle + 1
+    return text[:middle], text[middle:]
+
+
+def side_by_side(left, right, width=38):
+    """Two texts in columns, headed, for --compare."""
+    a, b = textwrap.wrap(left, width) or [""], textwrap.wrap(right, width) or [""]
+    rows = [f"{'held-back half':<{width}} | generated", f"{'-' * width}-+-{'-' * width}"]
+    rows += [f"{a[i] if i < len(a) else '':<{width}} | {b[i] if i < len(b) else ''}" for i in range(max(len(a), len(b)))]
+    return "\n".join(rows)
+
+
+def similarity(a, b):
+    """Character-level similarity in [0, 1] (difflib's ratio of matching characters)."""
+    return difflib.SequenceMatcher(None, a, b, autojunk=False).ratio()
+
+
+def run(args):
+    check_sampling(args.temperature, args.top_k, args.top_p)
+    if args.length < 0 or args.num_samples < 1:
+        raise CarolError(f"--length must be >= 0 and --num-samples >= 1 (got {args.length}, {args.num_samples})")
+    model = Path(args.model) if args.model else bundled_model(args.backend)
+    generator = load(model, backend=args.backend, threads=args.threads)
+    seed = new_seed() if args.seed is None else args.seed
+    prime, length, target = args.prime, args.length, None
+    if args.continue_file:
+        prime, target = halves(args.continue_file, generator.backend.info.normalisation)
+        length = len(target)
+    options = dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=seed,
+                   num_samples=args.num_samples, unknown=args.unknown, attention=bool(args.attention))
+    texts = write_texts(generator, prime, length, options, stream=not args.json and args.num_samples == 1)
+    report(args, generator, model, seed, texts, target)
+    if args.attention:
+        from .plots import plot_generation_attention
+        plot_generation_attention(generator, prime, texts[0], args.attention)
+
+
+def write_texts(generator, prime, length, options, stream):
+    """Generate; with `stream`, each character goes to stdout as it comes."""
+    texts = [[] for _ in range(options["num_samples"])]
+    for step in generator.stream(prime, length, **options):
+        for text, char in zip(texts, step):
+            text.append(char)
+        if stream:
+            sys.stdout.write(step[0])
+            sys.stdout.flush()
+    return ["".join(t) for t in texts]
+
+
+def report(args, generator, model, seed, texts, target):
+    timing, backend = generator.timing, generator.backend.name
+    if args.json:
+        document = {"texts": texts, "seed": seed, "model": str(model), "backend": backend,
+                    "batch_mode": timing.batch_mode, "timings": {
+                        "characters": timing.characters, "samples": timing.samples,
+                        "first_char_seconds": timing.first_char_seconds, "total_seconds": timing.total_seconds,
+                        "chars_per_second": timing.chars_per_second}}
+        if target is not None:
+            document.update(held_back=target, similarity=similarity(target, texts[0]))
+        print(json.dumps(document, ensure_ascii=False))
+        return
+    if args.num_samples > 1:
+        print("\n\n".join(f"--- sample {i + 1} ---\n{t}" for i, t in enumerate(texts)))
+    else:
+        print()
+    if target is not None and args.compare:
+        print(f"\n{side_by_side(target, texts[0])}\nsimilarity {similarity(target, texts[0]):.3f}")
+    if not args.quiet:
+        print(f"{timing.characters * timing.samples} chars in {timing.total_seconds:.3f} s "
+              f"({timing.chars_per_second:,.0f} chars/s, {timing.batch_mode}) · seed {seed} · "
+              f"{backend} · {model.name}", file=sys.stderr)
+
+
+def main(argv=None):
+    return run_command(lambda: run(parse_args(argv)))

@@ -1,0 +1,99 @@
+"""The generation loop: roll the window, ask the backend, let the sampler pick, stream characters.
+
+The whole text (window + output) lives in one preallocated float32 array per run; each step's window is a
+view into it, so the loop allocates nothing per character beyond what the interpreter returns.
+"""
+import secrets
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from .backends import open_backend
+from .encoding import normalise
+from .errors import CarolError
+from .sampling import check_sampling, sample
+
+
+@dataclass
+class Timing:
+    """How a run went: characters per sample, seconds to the first character and in all, batch mode."""
+
+    characters: int = 0
+    samples: int = 1
+    first_char_seconds: float = 0.0
+    total_seconds: float = 0.0
+    batch_mode: str = "batched"
+
+    @property
+    def chars_per_second(self):
+        return self.characters * self.samples / self.total_seconds if self.total_seconds else 0.0
+
+
+def new_seed():
+    """A fresh seed for a run that was not given one (printed, so the run can be repeated)."""
+    return secrets.randbits(31)
+
+
+class Generator:
+    """Text from a backend: `stream` yields one character per sample per step; `generate` returns the texts."""
+
+    def __init__(self, backend):
+        self.backend = backend
+        self.vocab, self.window = backend.vocab, backend.window
+        self._values = backend.vocab.values(np.arange(backend.vocab.size))
+        self.timing = Timing()
+        self.attention = []
+
+    def prepare_prime(self, prime, unknown="error"):
+        """The prime as the model sees it: normalised like its training text, unknown characters handled."""
+        return self.vocab.clean(normalise(prime, **self.backend.info.normalisation), unknown)
+
+    def stream(self, prime="", length=200, temperature=1.0, top_k=0, top_p=1.0, seed=None, num_samples=1,
+               unknown="error", attention=False):
+        """Yield, for each step, a list of `num_samples` characters. Temperature 0 is greedy."""
+        check_sampling(temperature, top_k, top_p)
+        if length < 0 or num_samples < 1:
+            raise CarolError(f"--length must be >= 0 and --num-samples >= 1 (got {length}, {num_samples})")
+        rng = np.random.default_rng(seed)
+        prime = self.prepare_prime(prime, unknown)
+        text = np.empty((num_samples, self.window + length), dtype=np.float32)
+        text[:, :self.window] = self.vocab.values(self.vocab.window_indices(prime, self.window))
+        step = self._step_function(num_samples, attention)
+        self.timing, self.attention = Timing(samples=num_samples, batch_mode=self._batch_mode), []
+        start = time.perf_counter()
+        for t in range(length):
+            probs = step(text[:, t:t + self.window, None])
+            picks = sample(probs, temperature, top_k, top_p, rng)
+            text[:, self.window + t] = self._values[picks]
+            if t == 0:
+                self.timing.first_char_seconds = time.perf_counter() - start
+            self.timing.characters = t + 1
+            self.timing.total_seconds = time.perf_counter() - start
+            yield [self.vocab.chars[i] for i in picks]
+
+    def _step_function(self, batch, attention):
+        """probs for a batch of windows: one call when the backend can, else one call per window."""
+        batched = self.backend.supports_batch(batch)
+        self._batch_mode = "batched" if batched or batch == 1 else "looped"
+        call = self._probs_recording_attention if attention else self.backend.probs
+        if batched:
+            return call
+        return lambda windows: np.concatenate([call(np.ascontiguousarray(w[None])) for w in windows])
+
+    def _probs_recording_attention(self, windows):
+        probs, weights = self.backend.probs_and_attention(windows)
+        self.attention.append(np.array(weights))
+        return probs
+
+    def generate(self, prime="", length=200, **options):
+        """The generated texts (a list, one per sample; a plain string when num_samples is 1)."""
+        steps = list(self.stream(prime, length, **options))
+        samples = options.get("num_samples", 1)
+        texts = ["".join(step[i] for step in steps) for i in range(samples)]
+        return texts[0] if samples == 1 else texts
+
+
+def load(path, backend=None, threads=1):
+    """A Generator for a model file: `load("model-fp32.tflite").generate("the star", 200, temperature=0)`."""
+    return Generator(open_backend(path, backend=backend, threads=threads))

@@ -1,0 +1,58 @@
+"""The metadata document every carolgen file carries: checkpoint (.keras), .tflite and .onnx alike.
+
+One JSON object with a format version. The runtime needs only vocab, window, encoding and pad_char; the
+rest (model config, normalisation, quantisation, calibration, source hash, tool versions, date) is there
+so a file on a device explains itself.
+"""
+import json
+from dataclasses import dataclass
+
+from .encoding import NORMALISE_DEFAULTS, Vocab
+from .errors import CarolError
+
+METADATA_KEY = "carolgen"
+FORMAT_VERSION = 1
+ENCODING = "index/vocab_size"
+
+
+def make_metadata(vocab, window, model_config, **sections):
+    """A new metadata document; `sections` (training, export, normalisation, ...) are added as given."""
+    return {"format": "carolgen", "format_version": FORMAT_VERSION, "vocab": vocab.chars, "window": window,
+            "encoding": ENCODING, "pad_char": vocab.pad_char, "model": dict(model_config),
+            "normalisation": dict(NORMALISE_DEFAULTS), **sections}
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a runtime needs from the metadata, checked; `document` keeps everything else."""
+
+    vocab: Vocab
+    window: int
+    normalisation: dict
+    document: dict
+
+
+def parse_metadata(text, source):
+    """Check a metadata document (JSON text) and return its ModelInfo."""
+    try:
+        doc = json.loads(text)
+    except (ValueError, UnicodeDecodeError):
+        raise CarolError(f"{source}: its carolgen metadata is not valid JSON (the file is damaged)") from None
+    if not isinstance(doc, dict) or doc.get("format") != "carolgen":
+        raise CarolError(f"{source}: the metadata is not carolgen's")
+    if doc.get("format_version") != FORMAT_VERSION:
+        raise CarolError(f"{source}: metadata format version {doc.get('format_version')} is not supported "
+                         f"(this carolgen reads version {FORMAT_VERSION}); upgrade carolgen or re-export")
+    if doc.get("encoding") != ENCODING:
+        raise CarolError(f"{source}: unknown input encoding {doc.get('encoding')!r}")
+    try:
+        vocab, window = Vocab(doc["vocab"]), int(doc["window"])
+    except (KeyError, TypeError, ValueError):
+        raise CarolError(f"{source}: the metadata lacks a usable vocab or window") from None
+    if vocab.pad_char != doc.get("pad_char"):
+        raise CarolError(f"{source}: the metadata's pad character does not match its vocabulary")
+    return ModelInfo(vocab, window, {**NORMALISE_DEFAULTS, **doc.get("normalisation", {})}, doc)
+
+
+def dump_metadata(doc):
+    return json.dumps(doc, sort_keys=True, ensure_ascii=False)

@@ -1,0 +1,49 @@
+"""The sampler: pure functions of (probabilities, temperature, top-k, top-p, numpy Generator).
+
+It never touches a backend, so two backends that give the same probabilities draw the same characters.
+"""
+import numpy as np
+
+from .errors import CarolError
+
+
+def check_sampling(temperature=1.0, top_k=0, top_p=1.0):
+    """Reject nonsense sampling values with one clear message."""
+    if not np.isfinite(temperature) or temperature < 0:
+        raise CarolError(f"--temperature must be 0 (greedy) or positive, not {temperature}")
+    if int(top_k) != top_k or top_k < 0:
+        raise CarolError(f"--top-k must be a whole number >= 0 (0 = off), not {top_k}")
+    if not (0 < top_p <= 1):
+        raise CarolError(f"--top-p must be in (0, 1], not {top_p}")
+
+
+def shape_distribution(probs, temperature=1.0, top_k=0, top_p=1.0):
+    """Temperature, then top-k, then top-p (nucleus), renormalised; float64 (B, V)."""
+    p = np.asarray(probs, dtype=np.float64)
+    if temperature != 1.0:
+        logits = np.log(np.maximum(p, 1e-30)) / temperature
+        p = np.exp(logits - logits.max(axis=1, keepdims=True))
+    if top_k and top_k < p.shape[1]:
+        kth = -np.sort(-p, axis=1)[:, top_k - 1:top_k]
+        p = np.where(p >= kth, p, 0.0)
+    if top_p < 1.0:
+        order = np.argsort(-p, axis=1, kind="stable")
+        sorted_p = np.take_along_axis(p, order, axis=1)
+        cumulative = np.cumsum(sorted_p, axis=1) / sorted_p.sum(axis=1, keepdims=True)
+        # Keep each token whose preceding mass is still below top_p (the first is always kept).
+        keep_sorted = (cumulative - sorted_p / sorted_p.sum(axis=1, keepdims=True)) < top_p
+        keep = np.zeros_like(keep_sorted)
+        np.put_along_axis(keep, order, keep_sorted, axis=1)
+        p = np.where(keep, p, 0.0)
+    return p / p.sum(axis=1, keepdims=True)
+
+
+def sample(probs, temperature, top_k, top_p, rng):
+    """Next-character indices (B,) for probabilities (B, V). Temperature 0 is argmax and uses no randomness."""
+    if temperature == 0:
+        return np.argmax(probs, axis=1)
+    p = shape_distribution(probs, temperature, top_k, top_p)
+    draws = rng.random(p.shape[0])[:, None]
+    cumulative = np.cumsum(p, axis=1)
+    picks = (cumulative < draws * cumulative[:, -1:]).sum(axis=1)
+    return np.minimum(picks, p.shape[1] - 1)
