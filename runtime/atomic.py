@@ -8,8 +8,8 @@ from .errors import CarolError
 
 
 @contextmanager
-def atomic_path(target):
-    """Yield a temporary path in the target's folder; on success it is renamed to `target`, else removed."""
+def staged_path(target):
+    """Yield a temporary path beside `target` for the caller to publish with os.replace; gone if it does not."""
     target = Path(target)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -19,10 +19,17 @@ def atomic_path(target):
     os.close(handle)
     try:
         yield Path(temporary)
-        os.replace(temporary, target)
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
+
+
+@contextmanager
+def atomic_path(target):
+    """Yield a temporary path beside `target`; when the block succeeds it is renamed to `target`."""
+    with staged_path(target) as temporary:
+        yield temporary
+        os.replace(temporary, target)
 
 
 def write_bytes_atomic(target, data):

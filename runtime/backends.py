@@ -18,7 +18,7 @@ INTERPRETERS = {
     "tflite-runtime": ("tflite", "tflite_runtime.interpreter", "Interpreter"),
     "tensorflow-lite": ("tflite", "tensorflow.lite", "Interpreter"),
     "onnxruntime": ("onnx", "onnxruntime", "InferenceSession"),
-    "keras": ("keras", "carolgen.keras_backend", "KerasBackend"),
+    "keras": ("keras", "carolgen.keras_backend", "open_keras"),
 }
 PREFERENCE = {"tflite": ["litert", "tflite-runtime", "tensorflow-lite"], "onnx": ["onnxruntime"],
               "keras": ["keras"]}

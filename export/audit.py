@@ -1,0 +1,51 @@
+"""The op audit: what the LSTM became, whether the graph has a loop or Flex op, and who can load it."""
+from dataclasses import dataclass, field
+
+FORBIDDEN = {"tflite": {"WHILE"}, "onnx": {"Loop", "Scan"}}
+
+# Highest operator versions seen to load and run on tflite-runtime 2.14.0 (x86-64, numpy 1.26), from the
+# files carol-export writes (fp32, fp16, dynamic-compat, int8 all loaded; dynamic's FULLY_CONNECTED v12 did not).
+# An op missing here, or newer, is reported as not known to load there.
+TFLITE_RUNTIME_214 = {
+    "ADD": 2, "BATCH_MATMUL": 2, "CONCATENATION": 2, "DEQUANTIZE": 3, "FULLY_CONNECTED": 9, "LOGISTIC": 2,
+    "MUL": 2, "PACK": 2, "QUANTIZE": 1, "RESHAPE": 1, "SOFTMAX": 2, "SPLIT": 2, "STRIDED_SLICE": 2, "TANH": 2,
+    "UNPACK": 2,
+}
+
+
+@dataclass
+class Audit:
+    operators: list
+    lstm_as: str
+    breaches: list = field(default_factory=list)
+    runtimes: dict = field(default_factory=dict)
+
+    @property
+    def passed(self):
+        return not self.breaches
+
+
+def audit_tflite(named_operators):
+    """Audit [(op name, version)] of a TFLite file."""
+    names = sorted({name for name, _ in named_operators})
+    breaches = [n for n in names if n in FORBIDDEN["tflite"] or n.startswith("Flex")]
+    if "UNIDIRECTIONAL_SEQUENCE_LSTM" in names:
+        lstm_as = "UNIDIRECTIONAL_SEQUENCE_LSTM"
+    elif "WHILE" in names:
+        lstm_as = "WHILE loop"
+    else:
+        lstm_as = "unrolled (FULLY_CONNECTED, LOGISTIC, TANH)"
+    too_new = [f"{n} v{v}" for n, v in named_operators if v > TFLITE_RUNTIME_214.get(n, 0)]
+    runtimes = {"ai-edge-litert": "yes",
+                "tflite-runtime 2.14": f"no: {', '.join(sorted(set(too_new)))} newer than it knows" if too_new else "yes"}
+    return Audit([f"{n} v{v}" for n, v in sorted(set(named_operators))], lstm_as, breaches, runtimes)
+
+
+def audit_onnx(op_types, mode):
+    """Audit the op types of an ONNX file; the fp32 file must use the native LSTM op."""
+    breaches = [n for n in op_types if n in FORBIDDEN["onnx"]]
+    lstm_ops = [n for n in op_types if "LSTM" in n]
+    if mode == "fp32" and "LSTM" not in op_types:
+        breaches.append("no native LSTM op")
+    lstm_as = ", ".join(lstm_ops) if lstm_ops else ("Loop" if "Loop" in op_types else "unrolled")
+    return Audit(list(op_types), lstm_as, breaches, {"onnxruntime": "yes"})

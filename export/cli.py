@@ -1,0 +1,79 @@
+"""carol-export: the command around carolgen.export.export, ending with the table."""
+import json
+import sys
+
+from carolgen.runtime.cli_common import ArgumentParser, run_command
+from carolgen.runtime.errors import EXIT_CHECK_FAILED, CarolError
+
+from .api import FORMATS, MODES
+from .parity import THRESHOLDS
+
+EXAMPLES = """examples:
+  carol-export                                   # bundled checkpoint -> model-fp32.tflite beside it
+  carol-export --model runs/default/model.keras --format all --quantize fp32,fp16,dynamic,int8
+  carol-export --format tflite --quantize dynamic-compat   # loads on tflite-runtime 2.14 (older Pis)
+  carol-export --quantize int8 --calibration-lyrics my-songs/ --max-dp int8=0.15
+
+status: accepted (passed the op audit and the parity gate) | rejected (kept as NAME.rejected; exit 1)
+        | unsupported (the toolchain cannot make this combination: reason given) | failed (converter error)"""
+
+STATUS_MARK = {"accepted": "✅", "rejected": "❌", "unsupported": "❎", "failed": "❌"}
+
+
+def parse_args(argv):
+    parser = ArgumentParser(prog="carol-export", description="Export a carolgen checkpoint to TFLite and ONNX.",
+                            epilog=EXAMPLES)
+    parser.add_argument("--model", help="checkpoint (.keras) to export (default: the bundled one)")
+    parser.add_argument("--format", default="tflite", help=f"{' | '.join(FORMATS)} | all")
+    parser.add_argument("--quantize", default="fp32", help=f"comma-separated modes: {', '.join(MODES)}")
+    parser.add_argument("--output", help="folder for the files (default: beside the checkpoint)")
+    parser.add_argument("--calibration-lyrics", help="lyrics folder for int8 calibration (default: training corpus)")
+    parser.add_argument("--calibration-windows", type=int, default=500, help="calibration windows (>= 300)")
+    parser.add_argument("--opset", type=int, default=17, help="ONNX opset")
+    parser.add_argument("--batch", type=int, default=1, help="TFLite batch size (ONNX files take any batch)")
+    parser.add_argument("--max-dp", action="append", default=[], metavar="MODE=X",
+                        help="override the parity gate's max |dp| for a mode (repeatable)")
+    parser.add_argument("--json", action="store_true", help="print the rows as JSON instead of the table")
+    return parser.parse_args(argv)
+
+
+def thresholds_from(pairs):
+    overrides = {}
+    for pair in pairs:
+        mode, _, value = pair.partition("=")
+        try:
+            if mode not in THRESHOLDS:
+                raise ValueError
+            overrides[mode] = {"max_abs_dp": float(value)}
+        except ValueError:
+            raise CarolError(f"--max-dp takes MODE=NUMBER with a mode from {', '.join(THRESHOLDS)}, not {pair!r}") from None
+    return overrides
+
+
+def table(rows):
+    """The closing table, Markdown-shaped so it pastes into a report."""
+    lines = ["| file | size | LSTM as | max abs dp | top-1 | greedy (median/200) | runtimes | status |",
+             "|---|---:|---|---:|---:|---:|---|---|"]
+    for r in rows:
+        p = r.parity
+        figures = (f"{p['max_abs_dp']:.1e} | {p['top1']:.3f} | {p['greedy_median']:.0f}" if p else "- | - | -")
+        runtimes = "; ".join(f"{k}: {v}" for k, v in r.runtimes.items()) or "-"
+        status = f"{STATUS_MARK[r.status]} {r.status}" + (f": {r.reason}" if r.reason else "")
+        lines.append(f"| {r.file} | {r.size / 1024:.0f} KB | {r.lstm_as or '-'} | {figures} | {runtimes} | {status} |")
+    return "\n".join(lines)
+
+
+def run(args):
+    from .api import export
+    formats = FORMATS if args.format == "all" else tuple(args.format.split(","))
+    modes = tuple(m.strip() for m in args.quantize.split(",") if m.strip())
+    progress = lambda row: print(f"  {STATUS_MARK[row.status]} {row.file} ({row.seconds:.0f} s)", file=sys.stderr)
+    rows = export(args.model, formats, modes, out=args.output, progress=progress,
+                  calibration_lyrics=args.calibration_lyrics, calibration_windows=args.calibration_windows,
+                  opset=args.opset, batch=args.batch, thresholds=thresholds_from(args.max_dp))
+    print(json.dumps([r.to_dict() for r in rows], indent=2) if args.json else table(rows))
+    return EXIT_CHECK_FAILED if any(r.status in ("rejected", "failed") for r in rows) else 0
+
+
+def main(argv=None):
+    return run_command(lambda: run(parse_args(argv)))

@@ -1,0 +1,53 @@
+"""Keras twin -> .tflite, in four quantisation modes, with the carolgen metadata inside the flatbuffer.
+
+Graph choice, measured on the trained default model (figures in docs/ARCHITECTURE.md and the bench report):
+the fused UNIDIRECTIONAL_SEQUENCE_LSTM op drifts from Keras by ~1e-2 in probability at fp32, far beyond the
+1e-5 gate, and its full-int8 kernel is ~10x slower; the unrolled twin (plain FULLY_CONNECTED / LOGISTIC /
+TANH / MUL / ADD ops) matches Keras to ~1e-7 at the same speed. So every TFLite mode converts the unrolled
+twin, with a fixed batch (TFLite cannot convert an LSTM with a dynamic batch).
+"""
+import numpy as np
+
+
+def convert(twin, mode, calibration=None):
+    """The flatbuffer bytes of `twin` converted in `mode` (fp32, fp16, dynamic, dynamic-compat, int8)."""
+    import tensorflow as tf
+    converter = tf.lite.TFLiteConverter.from_keras_model(twin)
+    if mode != "fp32":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if mode == "fp16":
+        converter.target_spec.supported_types = [tf.float16]
+    if mode == "dynamic-compat":
+        # Per-tensor weight scales keep FULLY_CONNECTED at version 9, which tflite-runtime 2.14 knows;
+        # per-channel hybrid FULLY_CONNECTED is version 12 and it refuses to load it.
+        converter._experimental_disable_per_channel_quantization_for_dense_layers = True
+    if mode == "int8":
+        batch = twin.inputs[0].shape[0] or 1
+        converter.representative_dataset = lambda: ([calibration[i:i + batch]]
+                                                    for i in range(0, len(calibration) - batch + 1, batch))
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        converter.inference_input_type = converter.inference_output_type = tf.float32
+    return converter.convert()
+
+
+def embed_metadata(flatbuffer, name, text):
+    """The same model with a metadata entry `name` whose buffer holds `text` (UTF-8)."""
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+    model = schema.ModelT.InitFromPackedBuf(bytearray(flatbuffer), 0)
+    buffer = schema.BufferT()
+    buffer.data = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
+    model.buffers.append(buffer)
+    entry = schema.MetadataT()
+    entry.name, entry.buffer = name, len(model.buffers) - 1
+    model.metadata = [m for m in (model.metadata or []) if m.name != name.encode()] + [entry]
+    builder = flatbuffers.Builder(len(flatbuffer) + len(text) + 1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def operator_names(operators):
+    """[(name, version)] for the (builtin code, version, custom code) triples of a TFLite file."""
+    from ai_edge_litert import schema_py_generated as schema
+    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    return [(custom or names.get(code, f"BUILTIN_{code}"), version) for code, version, custom in operators]

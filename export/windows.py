@@ -1,0 +1,46 @@
+"""Real lyrics windows for calibration (training songs) and for the parity gate (held-out songs)."""
+from pathlib import Path
+
+import numpy as np
+
+from carolgen.corpus import load_lyrics, song_windows
+
+PRIME_COUNT = 5
+
+
+def _corpus(info, lyrics_dir):
+    """The given folder, else the folder the checkpoint was trained on, else the built-in lyrics."""
+    if lyrics_dir is None:
+        trained_on = info.document.get("training", {}).get("lyrics")
+        lyrics_dir = trained_on if trained_on and Path(trained_on).is_dir() else None
+    return load_lyrics(lyrics_dir, **info.normalisation)
+
+
+def _songs(info, corpus, role):
+    """Songs of the role ('train_songs' or 'held_out_songs') recorded in training, else all of them."""
+    names = [n for n in info.document.get("training", {}).get(role, []) if n in corpus.songs]
+    chosen = names or sorted(corpus.songs)
+    return [info.vocab.clean(corpus.songs[n], "drop") for n in chosen]
+
+
+def _pick(windows, count, seed):
+    if len(windows) <= count:
+        return windows
+    return windows[np.sort(np.random.default_rng(seed).choice(len(windows), count, replace=False))]
+
+
+def calibration_windows(info, lyrics_dir=None, count=500, seed=0):
+    """(windows float32 (N, window, 1), description for the metadata) from the training songs."""
+    corpus = _corpus(info, lyrics_dir)
+    windows, _ = song_windows(info.vocab, _songs(info, corpus, "train_songs"), info.window)
+    picked = _pick(windows, count, seed)
+    return picked, {"source": corpus.source, "windows": int(len(picked)), "seed": seed, "songs": "training"}
+
+
+def parity_set(info, lyrics_dir=None, count=500, seed=1):
+    """(held-out windows, greedy primes): the start of a song plus openings of held-out songs."""
+    corpus = _corpus(info, lyrics_dir)
+    songs = _songs(info, corpus, "held_out_songs")
+    windows, _ = song_windows(info.vocab, songs, info.window)
+    openings = [s[:40] for s in songs] + [s[len(s) // 2:len(s) // 2 + 40] for s in songs]
+    return _pick(windows, count, seed), ([""] + openings)[:PRIME_COUNT]
