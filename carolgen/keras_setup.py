@@ -1,24 +1,8 @@
 """Import Keras quietly and deterministically. Every TensorFlow-side module gets Keras from here."""
 import os
 import sys
-from contextlib import contextmanager
 
-
-@contextmanager
-def _quiet_native_stderr():
-    """Silence what TensorFlow's C++ start-up writes to fd 2 (CUDA probes, oneDNN notes) while it loads.
-
-    TF 2.21 prints these whatever TF_CPP_MIN_LOG_LEVEL says; Python-level errors still surface afterwards.
-    """
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+from carolgen.runtime.quiet import quiet_native_stderr
 
 
 def import_keras():
@@ -26,7 +10,7 @@ def import_keras():
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     if "keras" not in sys.modules:
-        with _quiet_native_stderr():
+        with quiet_native_stderr():
             import tensorflow  # noqa: F401  (loads the native libraries while fd 2 is quiet)
             import keras  # noqa: F401
     import absl.logging

@@ -88,7 +88,7 @@ def export(checkpoint=None, formats=("tflite",), modes=("fp32",), out=None, prog
     check_options(options)
     out = Path(options.out or options.checkpoint.parent)
     model, info = load_checkpoint(options.checkpoint)
-    job = _Job(options, model, info, out)
+    job = Exporter(options, model, info, out)
     rows = []
     for fmt in options.formats:
         for mode in options.modes:
@@ -98,7 +98,7 @@ def export(checkpoint=None, formats=("tflite",), modes=("fp32",), out=None, prog
     return rows
 
 
-class _Job:
+class Exporter:
     """What every file of one export shares: the checkpoint, its twins, calibration and the Keras reference."""
 
     def __init__(self, options, model, info, out):
@@ -127,7 +127,7 @@ class _Job:
             return Row(name, fmt, mode, "failed", f"conversion failed: {str(error).strip().splitlines()[-1][:200]}")
         row = Row(name, fmt, mode, "accepted", size=len(data), lstm_as=audit.lstm_as, operators=audit.operators,
                   runtimes=audit.runtimes)
-        self._write_checked(row, data, audit)
+        self.publish(row, data, audit)
         row.seconds = round(time.perf_counter() - started, 1)
         return row
 
@@ -160,7 +160,7 @@ class _Job:
                                "held_out_songs", [])})
         return doc
 
-    def _write_checked(self, row, data, audit):
+    def publish(self, row, data, audit):
         """Write beside the target, run the parity gate on the written bytes, then rename: to the final name
         if it passes, to NAME.rejected if not. No failing or half-written file ever has the final name."""
         target = self.out / row.file

@@ -38,9 +38,10 @@ def calibration_windows(info, lyrics_dir=None, count=500, seed=0):
 
 
 def parity_set(info, lyrics_dir=None, count=500, seed=1):
-    """(held-out windows, greedy primes): the start of a song plus openings of held-out songs."""
+    """(held-out windows, five greedy primes): the start of a song, then 40-character snippets of held-out songs."""
     corpus = _corpus(info, lyrics_dir)
     songs = _songs(info, corpus, "held_out_songs")
     windows, _ = song_windows(info.vocab, songs, info.window)
-    openings = [s[:40] for s in songs] + [s[len(s) // 2:len(s) // 2 + 40] for s in songs]
+    starts = [(song, int(len(song) * fraction)) for fraction in (0, 0.5, 0.25, 0.75) for song in songs]
+    openings = [song[start:start + 40] for song, start in starts]
     return _pick(windows, count, seed), ([""] + openings)[:PRIME_COUNT]

@@ -17,6 +17,7 @@ def staged_path(target):
     except OSError as error:
         raise CarolError(f"cannot write to {target.parent}: {error.strerror}") from None
     os.close(handle)
+    os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes 0600; a published file gets the usual mode.
     try:
         yield Path(temporary)
     finally:
@@ -39,3 +40,9 @@ def write_bytes_atomic(target, data):
 
 def write_text_atomic(target, text):
     write_bytes_atomic(target, text.encode("utf-8"))
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -6,19 +6,22 @@ Interpreter packages are imported only when their backend is chosen, so a Pi wit
 tries to import a TFLite package. A backend also says whether it can run a batch of B windows at once.
 """
 import importlib
+import importlib.util
 
 import numpy as np
 
 from .errors import CarolError
 from .modelfile import read_model_file
+from .quiet import quiet_native_stderr
 
-# name -> (file kind, module to import, attribute: the class or function that opens a model)
+# name -> (file kind, the distribution's top-level package, module to import, the class or function that
+# opens a model). Availability is checked with find_spec on the package, which imports nothing.
 INTERPRETERS = {
-    "litert": ("tflite", "ai_edge_litert.interpreter", "Interpreter"),
-    "tflite-runtime": ("tflite", "tflite_runtime.interpreter", "Interpreter"),
-    "tensorflow-lite": ("tflite", "tensorflow.lite", "Interpreter"),
-    "onnxruntime": ("onnx", "onnxruntime", "InferenceSession"),
-    "keras": ("keras", "carolgen.keras_backend", "open_keras"),
+    "litert": ("tflite", "ai_edge_litert", "ai_edge_litert.interpreter", "Interpreter"),
+    "tflite-runtime": ("tflite", "tflite_runtime", "tflite_runtime.interpreter", "Interpreter"),
+    "tensorflow-lite": ("tflite", "tensorflow", "tensorflow.lite.python.interpreter", "Interpreter"),
+    "onnxruntime": ("onnx", "onnxruntime", "onnxruntime", "InferenceSession"),
+    "keras": ("keras", "tensorflow", "carolgen.keras_backend", "open_keras"),
 }
 PREFERENCE = {"tflite": ["litert", "tflite-runtime", "tensorflow-lite"], "onnx": ["onnxruntime"],
               "keras": ["keras"]}
@@ -26,8 +29,12 @@ INSTALL_HINT = {"tflite": "pip install 'carolgen[litert]'", "onnx": "pip install
                 "keras": "pip install 'carolgen[train]'"}
 
 
+def _installed(name):
+    return importlib.util.find_spec(INTERPRETERS[name][1]) is not None
+
+
 def _import(name):
-    kind, module, attribute = INTERPRETERS[name]
+    _, _, module, attribute = INTERPRETERS[name]
     try:
         return getattr(importlib.import_module(module), attribute)
     except ImportError:
@@ -35,8 +42,8 @@ def _import(name):
 
 
 def available_backends(kind):
-    """The backends for a file kind whose interpreter imports here, in order of preference."""
-    return [name for name in PREFERENCE[kind] if _import(name) is not None]
+    """The backends for a file kind whose package is installed here, in order of preference."""
+    return [name for name in PREFERENCE[kind] if _installed(name)]
 
 
 def open_backend(path, backend=None, threads=1):
@@ -71,8 +78,9 @@ class TfliteBackend:
         self.name, self.model_file, self.info = name, model_file, model_file.info
         self.vocab, self.window = self.info.vocab, self.info.window
         try:
-            self.interpreter = interpreter_class(model_path=str(model_file.path), num_threads=threads)
-            self.interpreter.allocate_tensors()
+            with quiet_native_stderr():
+                self.interpreter = interpreter_class(model_path=str(model_file.path), num_threads=threads)
+                self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as error:
             raise CarolError(f"{name} cannot run {model_file.path}: {_first_line(error)}") from None
         self.input = self.interpreter.get_input_details()[0]["index"]
@@ -131,11 +139,11 @@ class OnnxBackend:
         self.input = self.session.get_inputs()[0].name
         batch = self.session.get_inputs()[0].shape[0]
         self.batch = batch if isinstance(batch, int) else None
-        widths = {o.shape[-1]: o.name for o in self.session.get_outputs()}
-        self.outputs = [widths.get(self.vocab.size)]
-        if self.outputs[0] is None:
-            raise CarolError(f"{model_file.path} has no output of width {self.vocab.size} (its vocabulary)")
-        self.attention_output = widths.get(self.window)
+        names = [o.name for o in self.session.get_outputs()]
+        if "output" not in names:
+            raise CarolError(f"{model_file.path} has no 'output' (next-character probabilities) output")
+        self.outputs = ["output"]
+        self.attention_output = "attention_weight" if "attention_weight" in names else None
 
     def supports_batch(self, batch):
         return self.batch is None or batch == self.batch

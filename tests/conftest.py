@@ -1,0 +1,49 @@
+"""Shared fixtures: a tiny real training run and real exports of it (no mocks anywhere)."""
+import shutil
+import subprocess
+
+import pytest
+
+from carolgen.corpus import builtin_lyrics_dir
+
+TINY_SONGS = ["snow-falls-soft", "north-wind", "sing-we-now", "little-robin-red"]
+
+
+@pytest.fixture(scope="session")
+def tiny_lyrics(tmp_path_factory):
+    """Four built-in songs in a folder of their own."""
+    folder = tmp_path_factory.mktemp("lyrics")
+    for name in TINY_SONGS:
+        shutil.copy(builtin_lyrics_dir() / f"{name}.txt", folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, tiny_lyrics):
+    """A real two-epoch training run on the tiny lyrics: the run folder."""
+    from carolgen.train import TrainConfig, train
+    out = tmp_path_factory.mktemp("run")
+    train(TrainConfig(lyrics=str(tiny_lyrics), epochs=2, batch_size=64, seed=3, held_out_fraction=0.25), out,
+          log=lambda message: None)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tiny_run):
+    return tiny_run / "model.keras"
+
+
+@pytest.fixture(scope="session")
+def tiny_exports(tmp_path_factory, tiny_checkpoint):
+    """fp32 TFLite and ONNX files of the tiny model, exported through the real converters: (folder, rows)."""
+    from carolgen.export import export
+    out = tmp_path_factory.mktemp("exports")
+    rows = export(tiny_checkpoint, formats=["tflite", "onnx"], modes=["fp32"], out=out)
+    return out, rows
+
+
+def run_cli(command, *args, timeout=600):
+    """Run an installed console command as a user would; returns the CompletedProcess (text)."""
+    path = shutil.which(command)
+    assert path, f"{command} is not installed: pip install -e '.[dev]'"
+    return subprocess.run([path, *map(str, args)], capture_output=True, text=True, timeout=timeout)

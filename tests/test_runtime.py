@@ -1,0 +1,121 @@
+"""The TensorFlow-free runtime on real exported files: loading, generation, the CLI, and damaged files."""
+import json
+
+import numpy as np
+import pytest
+
+from carolgen.runtime.errors import CarolError
+from carolgen.runtime.generate import load
+from carolgen.runtime.modelfile import read_model_file
+from conftest import run_cli
+
+
+@pytest.fixture(scope="module")
+def files(tiny_exports):
+    folder, _ = tiny_exports
+    return {"tflite": folder / "model-fp32.tflite", "onnx": folder / "model-fp32.onnx"}
+
+
+def test_metadata_round_trips_through_the_runtime_reader(files, tiny_checkpoint):
+    keras_info = read_model_file(tiny_checkpoint).info
+    for path in files.values():
+        model_file = read_model_file(path)
+        assert model_file.info.vocab == keras_info.vocab and model_file.info.window == keras_info.window
+        export = model_file.info.document["export"]
+        assert export["quantization"] == "fp32" and len(export["source"]["sha256"]) == 64
+
+
+@pytest.mark.parametrize("kind", ["tflite", "onnx"])
+def test_same_seed_same_text(files, kind):
+    generator = load(files[kind])
+    a = generator.generate("snow falls", 60, temperature=0.8, seed=5)
+    b = generator.generate("snow falls", 60, temperature=0.8, seed=5)
+    assert a == b and len(a) == 60
+
+
+def test_num_samples_batched_on_onnx_looped_on_fixed_batch_tflite(files):
+    onnx, tflite = load(files["onnx"]), load(files["tflite"])
+    texts = onnx.generate("", 30, temperature=1.0, seed=2, num_samples=3)
+    assert len(texts) == 3 and onnx.timing.batch_mode == "batched"
+    assert tflite.generate("", 30, temperature=1.0, seed=2, num_samples=3) == texts
+    assert tflite.timing.batch_mode == "looped"
+
+
+def test_greedy_text_is_identical_on_tflite_onnx_and_keras(files, tiny_checkpoint):
+    texts = {name: load(path, backend=backend).generate("the star", 200, temperature=0)
+             for name, path, backend in [("tflite", files["tflite"], None), ("onnx", files["onnx"], None),
+                                         ("keras", tiny_checkpoint, "keras")]}
+    assert texts["tflite"] == texts["onnx"] == texts["keras"]
+
+
+def test_unknown_prime_characters(files):
+    generator = load(files["onnx"])
+    with pytest.raises(CarolError, match="'#'"):
+        generator.generate("snow#", 5)
+    assert len(generator.generate("snow#", 5, temperature=0, unknown="drop")) == 5
+
+
+def test_cli_streams_text_and_reports_speed(files):
+    result = run_cli("carol-generate", "--model", files["tflite"], "--length", 50, "--seed", 4)
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.rstrip("\n")) == 50
+    assert "chars/s" in result.stderr and "seed 4" in result.stderr
+
+
+def test_cli_json(files):
+    result = run_cli("carol-generate", "--model", files["onnx"], "--length", 20, "--num-samples", 2, "--json")
+    document = json.loads(result.stdout)
+    assert len(document["texts"]) == 2 and document["backend"] == "onnxruntime"
+    assert document["batch_mode"] == "batched" and isinstance(document["seed"], int)
+
+
+def test_cli_continue_and_compare(files, tiny_lyrics, tmp_path):
+    song = tiny_lyrics / "north-wind.txt"
+    result = run_cli("carol-generate", "--model", files["onnx"], "--continue", song, "--compare", "--quiet")
+    assert result.returncode == 0, result.stderr
+    assert "held-back half" in result.stdout and "similarity" in result.stdout
+
+
+def test_cli_attention_picture(files, tmp_path):
+    picture = tmp_path / "attention.png"
+    result = run_cli("carol-generate", "--model", files["onnx"], "--length", 10, "--attention", picture)
+    assert result.returncode == 0, result.stderr
+    assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("args", [["--temperature", "-1"], ["--top-p", "0"], ["--top-k", "-2"],
+                                  ["--length", "-5"], ["--prime", "snow~"], ["--backend", "nope"],
+                                  ["--threads", "0"], ["--model", "missing.tflite"]])
+def test_cli_bad_input_one_line_exit_2(files, args):
+    result = run_cli("carol-generate", "--model", files["tflite"], *args)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "error:" in result.stderr and "Traceback" not in result.stderr
+
+
+def _damaged_versions(data, rng):
+    yield bytes(rng.integers(0, 256, 4096, dtype=np.uint8))
+    for cut in [9, 64, len(data) // 3, len(data) // 2, len(data) - 100, len(data) - 1]:
+        yield data[:cut]
+
+
+@pytest.mark.parametrize("kind", ["tflite", "onnx"])
+def test_damaged_files_are_refused_before_any_interpreter(files, kind, tmp_path):
+    data = files[kind].read_bytes()
+    for i, damaged in enumerate(_damaged_versions(data, np.random.default_rng(0))):
+        path = tmp_path / f"damaged-{i}.{kind}"
+        path.write_bytes(damaged)
+        result = run_cli("carol-generate", "--model", path, "--length", 5)
+        assert result.returncode == 2, (i, result.stderr)
+        assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+def test_file_without_carolgen_metadata(tmp_path):
+    import onnx
+    from onnx import helper, TensorProto
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    path = tmp_path / "plain.onnx"
+    onnx.save(helper.make_model(graph), path)
+    with pytest.raises(CarolError, match="no carolgen metadata"):
+        read_model_file(path)
