@@ -27,12 +27,12 @@ class TrainConfig:
     """Defaults give the bundled model: a few minutes on 2 cores, well below the unigram baseline."""
 
     lyrics: str = None
-    epochs: int = 40
+    epochs: int = 80
     batch_size: int = 128
-    learning_rate: float = 4e-3
+    learning_rate: float = 5e-3
     seed: int = 1
     held_out_fraction: float = 0.1
-    patience: int = 5
+    patience: int = 10
     window: int = WINDOW
 
     def check(self):

@@ -1,0 +1,68 @@
+"""Reference graphs the speed targets are measured against, built from the checkpoint's own weights.
+
+- A hand-built ONNX graph around the native ONNX LSTM op (onnx.helper): the practical floor for ONNX.
+- The fused-op TFLite file (tf_keras twin, UNIDIRECTIONAL_SEQUENCE_LSTM): what the unrolled file is held to.
+Both carry the fp32 file's metadata so the runtime opens them like any exported file.
+"""
+import numpy as np
+
+from carolgen.runtime.metadata import METADATA_KEY, dump_metadata
+
+
+def keras_to_onnx_gates(matrix, units):
+    """Keras packs LSTM gates as i, f, c, o along the last axis; ONNX wants i, o, f, c."""
+    i, f, c, o = (matrix[..., k * units:(k + 1) * units] for k in range(4))
+    return np.concatenate([i, o, f, c], axis=-1)
+
+
+def hand_built_onnx(model, metadata):
+    """Bytes of an ONNX model computing the carol model with the native LSTM op and plain MatMuls."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    weights = {layer.name: layer.get_weights() for layer in model.layers if layer.get_weights()}
+    kernel, recurrent, bias = weights["lstm"]
+    units = recurrent.shape[0]
+    window = model.inputs[0].shape[1]
+    vocab = weights["output"][1].shape[0]
+    tensors = {
+        "W": keras_to_onnx_gates(kernel, units).T[None], "R": keras_to_onnx_gates(recurrent, units).T[None],
+        "B": np.concatenate([keras_to_onnx_gates(bias, units), np.zeros(4 * units, np.float32)])[None],
+        "score_w": weights["attention_score_vec"][0], "vector_w": weights["attention_vector"][0],
+        "out_w": weights["output"][0], "out_b": weights["output"][1],
+        "axis1": np.array([1], np.int64), "axis2": np.array([2], np.int64), "axis_last": np.array([-1], np.int64),
+    }
+    node = helper.make_node
+    nodes = [
+        node("LSTM", ["window", "W", "R", "B"], ["Y", "Y_h"], hidden_size=units, layout=1),
+        node("Squeeze", ["Y", "axis2"], ["hidden"]), node("Squeeze", ["Y_h", "axis1"], ["h_t"]),
+        node("MatMul", ["hidden", "score_w"], ["score_first"]),
+        node("Unsqueeze", ["h_t", "axis_last"], ["h_col"]),
+        node("MatMul", ["score_first", "h_col"], ["score_col"]), node("Squeeze", ["score_col", "axis_last"], ["score"]),
+        node("Softmax", ["score"], ["attention_weight"], axis=1),
+        node("Unsqueeze", ["attention_weight", "axis1"], ["attention_row"]),
+        node("MatMul", ["attention_row", "hidden"], ["context_row"]), node("Squeeze", ["context_row", "axis1"], ["context"]),
+        node("Concat", ["context", "h_t"], ["joined"], axis=1),
+        node("MatMul", ["joined", "vector_w"], ["vector_linear"]), node("Tanh", ["vector_linear"], ["vector"]),
+        node("MatMul", ["vector", "out_w"], ["logits_nobias"]), node("Add", ["logits_nobias", "out_b"], ["logits"]),
+        node("Softmax", ["logits"], ["output"], axis=1),
+    ]
+    graph = helper.make_graph(
+        nodes, "carol_hand_built",
+        [helper.make_tensor_value_info("window", TensorProto.FLOAT, ["batch", window, 1])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch", vocab]),
+         helper.make_tensor_value_info("attention_weight", TensorProto.FLOAT, ["batch", window])],
+        [numpy_helper.from_array(np.asarray(v), k) for k, v in tensors.items()])
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    proto.ir_version = 8
+    onnx.checker.check_model(proto)
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = METADATA_KEY, dump_metadata(metadata)
+    return proto.SerializeToString()
+
+
+def fused_tflite(model, info, metadata):
+    """Bytes of the fused-op (UNIDIRECTIONAL_SEQUENCE_LSTM) fp32 TFLite file of the same weights."""
+    from carolgen.export import tflite
+    from carolgen.export.twin import make_twin
+    data = tflite.convert(make_twin(model, info, batch_size=1, unroll=False), "fp32")
+    return tflite.embed_metadata(data, METADATA_KEY, dump_metadata(metadata))
