@@ -37,16 +37,32 @@ def latency(backend, window, iterations, warmup):
     return percentiles(samples)
 
 
+def peak_rss_mb():
+    """This process's peak resident set. VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent
+    across fork+exec, so a probe started by a TensorFlow process would report TensorFlow's memory."""
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def main(path):
+    from carolgen.runtime.errors import CarolError
     request = json.loads(open(path).read())
     started = time.perf_counter()
-    backend = open_row(request)
+    try:
+        backend = open_row(request)
+    except CarolError as error:
+        sys.exit(f"{error}")
     result = {"load_s": time.perf_counter() - started}
     from carolgen.runtime.generate import Generator
     generator = Generator(backend)
     text = generator.generate("", request["generate_chars"], temperature=0)
     result.update(chars_per_s=generator.timing.chars_per_second, generated=text,
-                  peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+                  peak_rss_mb=peak_rss_mb())
     windows = np.load(request["windows"])
     result.update(latency(backend, np.ascontiguousarray(windows[:1]), request["iterations"], request["warmup"]))
     probs = np.concatenate([backend.probs(np.ascontiguousarray(w[None])) for w in windows]) \

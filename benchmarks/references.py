@@ -29,12 +29,15 @@ def hand_built_onnx(model, metadata):
         "B": np.concatenate([keras_to_onnx_gates(bias, units), np.zeros(4 * units, np.float32)])[None],
         "score_w": weights["attention_score_vec"][0], "vector_w": weights["attention_vector"][0],
         "out_w": weights["output"][0], "out_b": weights["output"][1],
-        "axis1": np.array([1], np.int64), "axis2": np.array([2], np.int64), "axis_last": np.array([-1], np.int64),
+        "axis0": np.array([0], np.int64), "axis1": np.array([1], np.int64), "axis2": np.array([2], np.int64), "axis_last": np.array([-1], np.int64),
     }
     node = helper.make_node
     nodes = [
-        node("LSTM", ["window", "W", "R", "B"], ["Y", "Y_h"], hidden_size=units, layout=1),
-        node("Squeeze", ["Y", "axis2"], ["hidden"]), node("Squeeze", ["Y_h", "axis1"], ["h_t"]),
+        # onnxruntime's CPU LSTM takes time-major input only (layout 0): [seq, batch, input].
+        node("Transpose", ["window"], ["window_tm"], perm=[1, 0, 2]),
+        node("LSTM", ["window_tm", "W", "R", "B"], ["Y", "Y_h"], hidden_size=units),
+        node("Transpose", ["Y"], ["Y_bm"], perm=[2, 0, 1, 3]),
+        node("Squeeze", ["Y_bm", "axis2"], ["hidden"]), node("Squeeze", ["Y_h", "axis0"], ["h_t"]),
         node("MatMul", ["hidden", "score_w"], ["score_first"]),
         node("Unsqueeze", ["h_t", "axis_last"], ["h_col"]),
         node("MatMul", ["score_first", "h_col"], ["score_col"]), node("Squeeze", ["score_col", "axis_last"], ["score"]),

@@ -11,14 +11,17 @@ from carolgen.runtime.generate import Generator
 
 GREEDY_LENGTH = 200
 
-# Default thresholds per mode. fp32 is the contract; the quantised ones were set from measurements
-# on the bundled model (docs/ARCHITECTURE.md gives the figures) with headroom, and are options on the CLI.
+# Default thresholds per mode. fp32 is the contract (max |dp| <= 1e-5, identical greedy text). The quantised
+# ones were set from measurements on the bundled model with headroom (docs/ARCHITECTURE.md has the figures):
+# e.g. dynamic measured max |dp| 0.021-0.053, top-1 0.978-0.992, KL 1.6e-4-1.3e-3; int8 max |dp| 0.049-0.16,
+# top-1 0.93-0.98, KL ~0.11 (int8 softmax outputs round small probabilities to 0). Greedy agreement is a
+# weak signal for quantised files of a small model (near-tied characters flip), so its floor there is low.
 THRESHOLDS = {
     "fp32": {"max_abs_dp": 1e-5, "min_top1": 1.0, "max_kl": 1e-6, "min_greedy": GREEDY_LENGTH, "all_greedy": True},
     "fp16": {"max_abs_dp": 2e-3, "min_top1": 0.99, "max_kl": 1e-4, "min_greedy": 100},
-    "dynamic": {"max_abs_dp": 0.08, "min_top1": 0.95, "max_kl": 0.005, "min_greedy": 20},
-    "dynamic-compat": {"max_abs_dp": 0.08, "min_top1": 0.95, "max_kl": 0.005, "min_greedy": 20},
-    "int8": {"max_abs_dp": 0.2, "min_top1": 0.9, "max_kl": 0.15, "min_greedy": 5},
+    "dynamic": {"max_abs_dp": 0.1, "min_top1": 0.95, "max_kl": 0.005, "min_greedy": 5},
+    "dynamic-compat": {"max_abs_dp": 0.1, "min_top1": 0.95, "max_kl": 0.005, "min_greedy": 5},
+    "int8": {"max_abs_dp": 0.25, "min_top1": 0.9, "max_kl": 0.15, "min_greedy": 3},
 }
 
 

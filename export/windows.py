@@ -37,11 +37,22 @@ def calibration_windows(info, lyrics_dir=None, count=500, seed=0):
     return picked, {"source": corpus.source, "windows": int(len(picked)), "seed": seed, "songs": "training"}
 
 
-def parity_set(info, lyrics_dir=None, count=500, seed=1):
-    """(held-out windows, five greedy primes): the start of a song, then 40-character snippets of held-out songs."""
+def held_out_set(info, lyrics_dir=None, count=500, seed=1):
+    """(windows, next-character targets, five greedy primes) from the held-out songs.
+
+    The primes are the start of a song, then 40-character snippets of held-out songs."""
     corpus = _corpus(info, lyrics_dir)
     songs = _songs(info, corpus, "held_out_songs")
-    windows, _ = song_windows(info.vocab, songs, info.window)
+    windows, targets = song_windows(info.vocab, songs, info.window)
+    if len(windows) > count:
+        keep = np.sort(np.random.default_rng(seed).choice(len(windows), count, replace=False))
+        windows, targets = windows[keep], targets[keep]
     starts = [(song, int(len(song) * fraction)) for fraction in (0, 0.5, 0.25, 0.75) for song in songs]
     openings = [song[start:start + 40] for song, start in starts]
-    return _pick(windows, count, seed), ([""] + openings)[:PRIME_COUNT]
+    return windows, targets, ([""] + openings)[:PRIME_COUNT]
+
+
+def parity_set(info, lyrics_dir=None, count=500, seed=1):
+    """(held-out windows, greedy primes) for the export's parity gate."""
+    windows, _, primes = held_out_set(info, lyrics_dir, count, seed)
+    return windows, primes

@@ -1,0 +1,163 @@
+"""carol-bench's outputs: REPORT.md, report.json, report.csv and two charts, all written atomically."""
+import csv
+import io
+import json
+from dataclasses import asdict
+
+import numpy as np
+
+from carolgen.runtime.atomic import write_text_atomic
+
+COLUMNS = ["row", "status", "size_kb", "load_s", "p50_us", "p90_us", "p99_us", "chars_per_s", "peak_rss_mb",
+           "speedup_vs_seed", "max_abs_dp", "top1", "mean_kl", "greedy_median", "perplexity", "perplexity_change",
+           "note"]
+
+
+def table_rows(results):
+    """Flat dicts, one per row, with the speed-up against the seed loop."""
+    baseline = next((r.figures.get("chars_per_s") for r in results if r.plan["kind"] == "baseline" and r.measured), None)
+    rows = []
+    for r in results:
+        f = r.figures
+        row = {"row": r.plan["label"], "status": r.plan["status"] or r.plan["kind"],
+               "size_kb": r.plan["size"] / 1024 if r.plan["size"] else None, "note": r.note}
+        for key in COLUMNS[3:-1]:
+            row.setdefault(key, f.get(key))
+        if baseline and f.get("chars_per_s"):
+            row["speedup_vs_seed"] = f["chars_per_s"] / baseline
+        rows.append(row)
+    return rows
+
+
+def _cell(value, key):
+    if value is None or value == "":
+        return "–"
+    if isinstance(value, str):
+        return value
+    formats = {"max_abs_dp": "{:.1e}", "mean_kl": "{:.1e}", "top1": "{:.3f}", "load_s": "{:.3f}",
+               "speedup_vs_seed": "{:,.0f}×", "perplexity": "{:.2f}", "perplexity_change": "{:+.3f}",
+               "chars_per_s": "{:,.0f}", "greedy_median": "{:.0f}"}
+    return formats.get(key, "{:,.1f}").format(value)
+
+
+def markdown_table(rows):
+    header = ["row", "status", "size KB", "load s", "p50 µs", "p90 µs", "p99 µs", "chars/s", "peak RSS MB",
+              "× seed loop", "max abs dp", "top-1", "mean KL", "greedy /200", "perplexity", "Δ ppl", "note"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        lines.append("| " + " | ".join(_cell(row[k], k) for k in COLUMNS) + " |")
+    return "\n".join(lines)
+
+
+def speed_targets(rows, starts):
+    """The issue's speed contracts, computed from this run's rows (same process, same machine, same run)."""
+    by_label = {r["row"]: r for r in rows}
+
+    def p50(prefix):
+        return next((r["p50_us"] for label, r in by_label.items() if label.startswith(prefix) and r["p50_us"]), None)
+    onnx, hand = p50("model-fp32.onnx"), p50("reference: hand-built ONNX")
+    tfl, fused = p50("model-fp32.tflite · ai-edge-litert"), p50("reference: fused-op TFLite")
+    onnx_row = next((r for label, r in by_label.items() if label.startswith("model-fp32.onnx")), {})
+    lines = []
+    if onnx and hand:
+        lines.append(f"- fp32 ONNX forward p50 {onnx:.1f} µs vs hand-built native-LSTM graph {hand:.1f} µs: "
+                     f"**{onnx / hand:.2f}×** (target ≤ 1.25×)")
+    if tfl and fused:
+        lines.append(f"- fp32 TFLite forward p50 {tfl:.1f} µs vs fused-op file {fused:.1f} µs: "
+                     f"**{tfl / fused:.2f}×** (target ≤ 1.1×)")
+    if onnx_row.get("chars_per_s"):
+        lines.append(f"- greedy generation, fp32 ONNX: **{onnx_row['chars_per_s']:,.0f} chars/s** (target ≥ 10,000), "
+                     f"**{(onnx_row.get('speedup_vs_seed') or 0):,.0f}×** the seed loop (target ≥ 300×), "
+                     f"peak RSS {onnx_row['peak_rss_mb']:.0f} MB (target ≤ 80 MB)")
+    for name, seconds in starts.items():
+        if seconds is not None:
+            lines.append(f"- cold start, `carol-generate --model {name} --length 1` as a new process: "
+                         f"**{seconds:.2f} s** median (target ≤ 0.5 s to the first character)")
+    return "\n".join(lines)
+
+
+def charts(out, rows):
+    from carolgen.runtime.plots import pyplot, save_figure
+    plt = pyplot()
+    measured = [r for r in rows if r["p50_us"]]
+    figure, axes = plt.subplots(figsize=(9, 0.35 * len(measured) + 1.5))
+    labels = [r["row"] for r in measured]
+    p50 = np.array([r["p50_us"] for r in measured])
+    p90 = np.array([r["p90_us"] for r in measured])
+    axes.barh(labels, p50, xerr=[np.zeros_like(p50), p90 - p50], color="#4a7ab5", capsize=2)
+    axes.set_xscale("log")
+    axes.invert_yaxis()
+    axes.set_xlabel("forward latency, batch 1, one thread (µs, log scale; bar p50, whisker p90)")
+    save_figure(figure, out / "latency.png")
+    files = [r for r in rows if r["size_kb"] and r["max_abs_dp"] is not None]
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    for r in files:
+        axes.scatter(r["size_kb"], max(r["max_abs_dp"], 1e-9))
+        axes.annotate(r["row"].split(" · ")[0], (r["size_kb"], max(r["max_abs_dp"], 1e-9)), fontsize=7)
+    axes.set_xscale("log")
+    axes.set_yscale("log")
+    axes.set_xlabel("file size (KB)")
+    axes.set_ylabel("max |Δp| vs Keras (held-out windows)")
+    save_figure(figure, out / "size_fidelity.png")
+
+
+def write_report(out, machine, settings, quick, export_rows, results, tool, starts, keras_perplexity):
+    out.mkdir(parents=True, exist_ok=True)
+    rows = table_rows(results)
+    document = {"machine": machine, "settings": settings, "quick": quick, "keras_perplexity": keras_perplexity,
+                "export": export_rows, "rows": rows, "litert_benchmark_tool": tool, "cold_start_s": starts,
+                "raw": [asdict(r) for r in results]}
+    write_text_atomic(out / "report.json", json.dumps(document, indent=2, default=str))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS)
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomic(out / "report.csv", buffer.getvalue())
+    charts(out, rows)
+    write_text_atomic(out / "REPORT.md", markdown(machine, settings, quick, rows, tool, starts, keras_perplexity,
+                                                  export_rows))
+
+
+def markdown(machine, settings, quick, rows, tool, starts, keras_perplexity, export_rows):
+    packages = ", ".join(f"{k} {v}" for k, v in machine["packages"].items())
+    by_label = {r["row"]: r for r in rows}
+    tool_lines = []
+    for name, (median_us, note) in tool.items():
+        ours = by_label.get(f"{name} · ai-edge-litert", {}).get("p50_us")
+        if median_us is None or ours is None:
+            tool_lines.append(f"- {name}: {note or 'not measured'}")
+            continue
+        ratio = ours / median_us
+        verdict = "agree within 25%" if abs(ratio - 1) <= 0.25 else \
+            "differ by more than 25%: the tool reports milliseconds to two decimals (10 µs steps) and times " \
+            "its own invoke loop; ours includes set_tensor/get_tensor from Python"
+        tool_lines.append(f"- {name}: LiteRT tool median {median_us:.0f} µs, ours p50 {ours:.1f} µs "
+                          f"(ratio {ratio:.2f}): {verdict}")
+    unsupported = [f"- {r['file']}: {r['status']}: {r['reason']}" for r in export_rows if r["status"] != "accepted"]
+    return f"""# carol-bench report{' (quick run: CI-sized, not for quoting)' if quick else ''}
+
+Machine: {machine['cpu']}, {machine['cores']} cores, Python {machine['python']}, {machine['platform']}.
+Packages: {packages}. Date: {machine['date']}.
+
+Every row ran in its own process, one interpreter thread, batch 1, in one run of carol-bench. Latency is a
+forward pass (set input, invoke, read output) after {settings['warmup']} warm-up calls, over
+{settings['iterations']} calls (the seed loop: {settings['seed_loop_iterations']}); chars/s is greedy generation of
+{settings['generate_chars']} characters ({settings['seed_loop_chars']} for the seed loop) through carolgen's loop;
+peak RSS is that process's maximum resident set after generating. Fidelity is against the Keras model on
+held-out windows (Keras perplexity {keras_perplexity:.2f}); greedy agreement is the median, over the primes, of how
+many of 200 greedy characters match Keras's.
+
+## Speed targets
+{speed_targets(rows, starts)}
+
+## All rows
+{markdown_table(rows)}
+
+## Cross-check with LiteRT's own benchmark tool
+{chr(10).join(tool_lines) or '- not run'}
+
+## Files not accepted by carol-export
+{chr(10).join(unsupported) or '- none'}
+
+Charts: `latency.png` (latency per row), `size_fidelity.png` (file size against max |Δp|).
+"""
