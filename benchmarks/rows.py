@@ -70,7 +70,7 @@ def run_probe(plan, shared, settings, workdir):
         return Result(asdict(plan), False, f"timed out after {PROBE_TIMEOUT_S} s"), None
     if done.returncode != 0:
         reason = f"crashed (signal {-done.returncode})" if done.returncode < 0 else \
-            (done.stderr.strip().splitlines() or ["failed"])[-1][:200]
+            (done.stderr.strip().splitlines() or ["failed"])[-1].replace(str(Path(plan.model).parent) + "/", "")[:160]
         return Result(asdict(plan), False, reason), None
     figures = json.loads(done.stdout.strip().splitlines()[-1])
     probs = np.load(request["probs_out"]) if plan.fidelity else None

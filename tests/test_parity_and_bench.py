@@ -1,0 +1,77 @@
+"""Parity of the bundled model's files with Keras, quantised files against the gate, and carol-bench --quick."""
+import csv
+import json
+import math
+
+import pytest
+
+import carolgen
+from carolgen.runtime.generate import load
+
+FILES = {"tflite": carolgen.MODELS_DIR / "model-fp32.tflite", "onnx": carolgen.MODELS_DIR / "model-fp32.onnx"}
+PRIMES = ["", "snow falls soft on the ", "bells across the valley", "the kings are riding "]
+
+
+@pytest.fixture(scope="module")
+def keras_generator():
+    return load(carolgen.DEFAULT_CHECKPOINT, backend="keras")
+
+
+@pytest.fixture(scope="module")
+def bundled_reference(keras_generator):
+    from carolgen.export.parity import Reference
+    from carolgen.export.windows import parity_set
+    windows, primes = parity_set(keras_generator.backend.info)
+    return Reference(keras_generator.backend, windows, primes)
+
+
+@pytest.mark.parametrize("kind", ["tflite", "onnx"])
+def test_bundled_fp32_files_match_keras(kind, bundled_reference):
+    from carolgen.export.parity import measure
+    parity = measure(load(FILES[kind]).backend, bundled_reference)
+    assert parity.max_abs_dp <= 1e-5
+    assert parity.greedy == [200] * len(bundled_reference.primes)
+
+
+def test_greedy_200_identical_on_tflite_onnx_and_keras(keras_generator):
+    for prime in PRIMES:
+        expected = keras_generator.generate(prime, 200, temperature=0)
+        assert load(FILES["tflite"]).generate(prime, 200, temperature=0) == expected
+        assert load(FILES["onnx"]).generate(prime, 200, temperature=0) == expected
+
+
+def test_sampler_draws_identically_whatever_the_backend(keras_generator):
+    options = dict(temperature=1.0, top_k=10, top_p=0.95, seed=2026)
+    expected = keras_generator.generate("the star ", 200, **options)
+    assert load(FILES["tflite"]).generate("the star ", 200, **options) == expected
+    assert load(FILES["onnx"]).generate("the star ", 200, **options) == expected
+
+
+def test_quantised_files_of_the_bundled_model_pass_the_gate(tmp_path, bundled_reference):
+    """Every quantised mode of the default model must still meet the thresholds the export gate enforces."""
+    from carolgen.export import export
+    from carolgen.export.parity import THRESHOLDS, failures, measure
+    rows = export(None, ["tflite", "onnx"], ["fp16", "dynamic", "int8"], out=tmp_path)
+    for row in rows:
+        assert row.status == "accepted", (row.file, row.reason)
+        parity = measure(load(tmp_path / row.file).backend, bundled_reference)
+        assert failures(parity, THRESHOLDS[row.mode]) == [], row.file
+
+
+def test_bench_quick_writes_all_outputs(tmp_path, tiny_checkpoint):
+    from conftest import run_cli
+    out = tmp_path / "bench"
+    result = run_cli("carol-bench", "--quick", "--model", tiny_checkpoint, "--out", out)
+    assert result.returncode == 0, result.stderr[-2000:]
+    for name in ["REPORT.md", "report.json", "report.csv", "latency.png", "size_fidelity.png"]:
+        assert (out / name).stat().st_size > 0
+    report = json.loads((out / "report.json").read_text())
+    measured = [r for r in report["rows"] if r["p50_us"] is not None]
+    assert len(measured) >= 10
+    for row in measured:
+        assert all(math.isfinite(row[k]) and row[k] > 0 for k in ("p50_us", "p90_us", "chars_per_s", "peak_rss_mb"))
+    files = [r for r in measured if r["max_abs_dp"] is not None]
+    assert files and all(math.isfinite(r["max_abs_dp"]) and math.isfinite(r["perplexity"]) for r in files)
+    with open(out / "report.csv") as handle:
+        assert len(list(csv.DictReader(handle))) == len(report["rows"])
+    assert "## Speed targets" in (out / "REPORT.md").read_text()
