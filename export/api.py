@@ -140,7 +140,7 @@ class Exporter:
             data = tflite_format.embed_metadata(flat, METADATA_KEY, dump_metadata(metadata))
             from carolgen.runtime.modelfile import TfliteReader
             operators = tflite_format.operator_names(TfliteReader(data, fmt).operators())
-            return data, operators, audits.audit_tflite(operators)
+            return data, operators, audits.audit_tflite(operators, mode)
         twin = make_twin(self.model, self.info)
         proto = onnx_format.convert(twin, mode, calibration[0] if calibration else None, self.options.opset)
         data = onnx_format.embed_metadata(proto, METADATA_KEY, dump_metadata(metadata))

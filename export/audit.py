@@ -25,8 +25,16 @@ class Audit:
         return not self.breaches
 
 
-def audit_tflite(named_operators):
-    """Audit [(op name, version)] of a TFLite file."""
+# What the emulated Raspberry Pi check (carol-pi-check, benchmarks/results/PI.md) found for tflite-runtime 2.14's
+# aarch64 build, by mode, where it differs from "loads when its op versions are known".
+TFLITE_RUNTIME_214_AARCH64 = {
+    "int8": "yes, on reference kernels: its optimised int8 FULLY_CONNECTED kernel segfaults on this file "
+            "(carolgen's runtime switches automatically)",
+}
+
+
+def audit_tflite(named_operators, mode=None):
+    """Audit [(op name, version)] of a TFLite file exported in `mode`."""
     names = sorted({name for name, _ in named_operators})
     breaches = [n for n in names if n in FORBIDDEN["tflite"] or n.startswith("Flex")]
     if "UNIDIRECTIONAL_SEQUENCE_LSTM" in names:
@@ -36,8 +44,9 @@ def audit_tflite(named_operators):
     else:
         lstm_as = "unrolled (FULLY_CONNECTED, LOGISTIC, TANH)"
     too_new = [f"{n} v{v}" for n, v in named_operators if v > TFLITE_RUNTIME_214.get(n, 0)]
-    runtimes = {"ai-edge-litert": "yes",
-                "tflite-runtime 2.14": f"no: {', '.join(sorted(set(too_new)))} newer than it knows" if too_new else "yes"}
+    x86 = f"no: {', '.join(sorted(set(too_new)))} newer than it knows" if too_new else "yes"
+    runtimes = {"ai-edge-litert": "yes", "tflite-runtime 2.14": x86,
+                "tflite-runtime 2.14 aarch64": TFLITE_RUNTIME_214_AARCH64.get(mode, x86) if not too_new else x86}
     return Audit([f"{n} v{v}" for n, v in sorted(set(named_operators))], lstm_as, breaches, runtimes)
 
 

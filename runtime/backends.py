@@ -7,6 +7,7 @@ tries to import a TFLite package. A backend also says whether it can run a batch
 """
 import importlib
 import importlib.util
+import platform
 
 import numpy as np
 
@@ -46,8 +47,11 @@ def available_backends(kind):
     return [name for name in PREFERENCE[kind] if _installed(name)]
 
 
-def open_backend(path, backend=None, threads=1):
-    """Verify the file, read its metadata, and open it with `backend` (default: the best one installed)."""
+def open_backend(path, backend=None, threads=1, reference_kernels=None):
+    """Verify the file, read its metadata, and open it with `backend` (default: the best one installed).
+
+    `reference_kernels` (TFLite only): None decides from the file and platform (see needs_reference_kernels);
+    True or False forces TFLite's reference or optimised kernels."""
     model_file = read_model_file(path)
     if threads < 1:
         raise CarolError(f"--threads must be at least 1, not {threads}")
@@ -65,21 +69,40 @@ def open_backend(path, backend=None, threads=1):
     opener = _import(backend)
     if opener is None:
         raise CarolError(f"backend {backend} is not installed: {INSTALL_HINT[model_file.kind]}")
-    classes = {"tflite": TfliteBackend, "onnx": OnnxBackend}
     if model_file.kind == "keras":
         return opener(model_file, threads=threads)
-    return classes[model_file.kind](model_file, backend, opener, threads)
+    if model_file.kind == "onnx":
+        return OnnxBackend(model_file, backend, opener, threads)
+    if reference_kernels is None:
+        reference_kernels = needs_reference_kernels(backend, model_file.info)
+    return TfliteBackend(model_file, backend, opener, threads, reference_kernels)
+
+
+def needs_reference_kernels(backend, info):
+    """True where a known interpreter bug would crash the process, so the reference kernels must be used.
+
+    tflite-runtime 2.14 (its last release) on aarch64 segfaults in its optimised int8 FULLY_CONNECTED
+    kernel on full-int8 files whose FULLY_CONNECTED layers have no bias, as carolgen's have (a NULL read,
+    seen on every emulated Pi CPU; benchmarks/results/PI.md). Its reference kernels run the same file.
+    ai-edge-litert, and the x86-64 build of tflite-runtime, run it fine."""
+    return (backend == "tflite-runtime" and platform.machine().lower() in ("aarch64", "arm64")
+            and info.document.get("export", {}).get("quantization") == "int8")
 
 
 class TfliteBackend:
     """A .tflite file on ai-edge-litert, tflite-runtime or tf.lite (the same Interpreter API)."""
 
-    def __init__(self, model_file, name, interpreter_class, threads):
+    def __init__(self, model_file, name, interpreter_class, threads, reference_kernels=False):
         self.name, self.model_file, self.info = name, model_file, model_file.info
         self.vocab, self.window = self.info.vocab, self.info.window
+        options = {"model_path": str(model_file.path), "num_threads": threads}
+        self.kernels = "reference" if reference_kernels else "optimised"
+        if reference_kernels:
+            resolvers = importlib.import_module(interpreter_class.__module__).OpResolverType
+            options["experimental_op_resolver_type"] = resolvers.BUILTIN_REF
         try:
             with quiet_native_stderr():
-                self.interpreter = interpreter_class(model_path=str(model_file.path), num_threads=threads)
+                self.interpreter = interpreter_class(**options)
                 self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as error:
             raise CarolError(f"{name} cannot run {model_file.path}: {_first_line(error)}") from None

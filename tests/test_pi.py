@@ -1,0 +1,45 @@
+"""The emulated Raspberry Pi check: the reduced CI set for real (qemu-user, arm64 wheels from PyPI), and
+its refusals. The full matrix is benchmarks/results/PI.md (carol-pi-check --out benchmarks/results)."""
+import json
+import shutil
+
+import pytest
+
+from carolgen.bench import pi
+from carolgen.runtime.errors import CarolError
+from conftest import run_cli
+
+
+def test_reduced_check_on_an_emulated_pi(tmp_path):
+    """One file per runtime on a Pi 4 core: loads, matches x86-64, and int8 on tflite-runtime does not crash."""
+    result = run_cli("carol-pi-check", "--reduced", "--cpu", "cortex-a72", "--out", tmp_path, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((tmp_path / "pi.json").read_text())
+    assert [r["status"] for r in report["results"]] == ["ok"] * 3
+    int8 = next(r for r in report["results"] if r["runtime"] == "tflite-runtime")
+    assert int8["kernels_used"] == "reference"
+    assert "cortex-a72" in (tmp_path / "PI.md").read_text()
+
+
+def test_unreachable_mirror_leaves_nothing_half_built(tmp_path):
+    if shutil.which("apt-get") is None:
+        pytest.skip("needs apt-get (Debian/Ubuntu)")
+    with pytest.raises(CarolError, match="apt-get update"):
+        pi.build_rootfs(tmp_path, mirror="http://127.0.0.1:9/debian", security="http://127.0.0.1:9/debian-security")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_not_enough_disk_is_refused(tmp_path):
+    with pytest.raises(CarolError, match="not enough disk"):
+        pi.check_disk(tmp_path, need_mb=10**12)
+
+
+def test_export_table_carries_the_pi_findings():
+    """The exporter's compatibility column says what the committed PI.md matrix found."""
+    from carolgen.export.audit import TFLITE_RUNTIME_214_AARCH64
+    from pathlib import Path
+    committed = json.loads((Path(__file__).parent.parent / "benchmarks/results/pi.json").read_text())["results"]
+    int8 = [r for r in committed if r["file"] == "model-int8.tflite" and r["runtime"] == "tflite-runtime"]
+    assert {r["status"] for r in int8 if r["kernels"] == "optimised"} == {"crash"}
+    assert {r["status"] for r in int8 if r["kernels"] == "auto"} == {"ok"}
+    assert "reference kernels" in TFLITE_RUNTIME_214_AARCH64["int8"]
