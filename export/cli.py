@@ -9,10 +9,10 @@ from .api import FORMATS, MODES
 from .parity import THRESHOLDS
 
 EXAMPLES = """examples:
-  carol-export                                   # bundled checkpoint -> model-fp32.tflite beside it
+  carol-export                                   # bundled checkpoint -> ./model-fp32.tflite
   carol-export --model runs/default/model.keras --format all --quantize fp32,fp16,dynamic,int8
   carol-export --format tflite --quantize dynamic-compat   # loads on tflite-runtime 2.14 (older Pis)
-  carol-export --quantize int8 --calibration-lyrics my-songs/ --max-dp int8=0.15
+  carol-export --quantize int8 --calibration-lyrics my-songs/ --gate int8.max_kl=0.2
 
 status: accepted (passed the op audit and the parity gate) | rejected (kept as NAME.rejected; exit 1)
         | unsupported (the toolchain cannot make this combination: reason given) | failed (converter error)"""
@@ -26,27 +26,32 @@ def parse_args(argv):
     parser.add_argument("--model", help="checkpoint (.keras) to export (default: the bundled one)")
     parser.add_argument("--format", default="tflite", help=f"{' | '.join(FORMATS)} | all")
     parser.add_argument("--quantize", default="fp32", help=f"comma-separated modes: {', '.join(MODES)}")
-    parser.add_argument("--output", help="folder for the files (default: beside the checkpoint)")
+    parser.add_argument("--output", help="folder for the files (default: beside the checkpoint; for the "
+                                         "bundled checkpoint, the current folder)")
     parser.add_argument("--calibration-lyrics", help="lyrics folder for int8 calibration (default: training corpus)")
     parser.add_argument("--calibration-windows", type=int, default=500, help="calibration windows (>= 300)")
     parser.add_argument("--opset", type=int, default=17, help="ONNX opset")
     parser.add_argument("--batch", type=int, default=1, help="TFLite batch size (ONNX files take any batch)")
-    parser.add_argument("--max-dp", action="append", default=[], metavar="MODE=X",
-                        help="override the parity gate's max |dp| for a mode (repeatable)")
+    parser.add_argument("--gate", action="append", default=[], metavar="MODE.LIMIT=X",
+                        help="override one parity-gate limit, e.g. int8.max_abs_dp=0.3 (repeatable); limits: "
+                             "max_abs_dp, min_top1, max_kl, min_greedy (median chars of 200)")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON instead of the table")
     return parser.parse_args(argv)
 
 
 def thresholds_from(pairs):
+    """{mode: {limit: value}} from --gate MODE.LIMIT=X arguments."""
     overrides = {}
     for pair in pairs:
-        mode, _, value = pair.partition("=")
+        name, _, value = pair.partition("=")
+        mode, _, limit = name.partition(".")
         try:
-            if mode not in THRESHOLDS:
+            if mode not in THRESHOLDS or limit not in THRESHOLDS[mode] or limit == "all_greedy":
                 raise ValueError
-            overrides[mode] = {"max_abs_dp": float(value)}
+            overrides.setdefault(mode, {})[limit] = float(value)
         except ValueError:
-            raise CarolError(f"--max-dp takes MODE=NUMBER with a mode from {', '.join(THRESHOLDS)}, not {pair!r}") from None
+            raise CarolError(f"--gate takes MODE.LIMIT=NUMBER (modes: {', '.join(THRESHOLDS)}; limits: "
+                             f"max_abs_dp, min_top1, max_kl, min_greedy), not {pair!r}") from None
     return overrides
 
 
@@ -67,10 +72,17 @@ def run(args):
     from .api import export
     formats = FORMATS if args.format == "all" else tuple(args.format.split(","))
     modes = tuple(m.strip() for m in args.quantize.split(",") if m.strip())
-    progress = lambda row: print(f"  {STATUS_MARK[row.status]} {row.file} ({row.seconds:.0f} s)", file=sys.stderr)
-    rows = export(args.model, formats, modes, out=args.output, progress=progress,
+    total = len(formats) * len(modes)
+    done = []
+
+    def progress(row):
+        done.append(row)
+        print(f"[{len(done)}/{total}] {STATUS_MARK[row.status]} {row.file} ({row.seconds:.0f} s)", file=sys.stderr,
+              flush=True)
+    output = args.output or (None if args.model else ".")
+    rows = export(args.model, formats, modes, out=output, progress=progress,
                   calibration_lyrics=args.calibration_lyrics, calibration_windows=args.calibration_windows,
-                  opset=args.opset, batch=args.batch, thresholds=thresholds_from(args.max_dp))
+                  opset=args.opset, batch=args.batch, thresholds=thresholds_from(args.gate))
     print(json.dumps([r.to_dict() for r in rows], indent=2) if args.json else table(rows))
     return EXIT_CHECK_FAILED if any(r.status in ("rejected", "failed") for r in rows) else 0
 

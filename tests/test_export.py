@@ -98,7 +98,7 @@ def test_parity_gate_rejects_a_perturbed_file(tmp_path, tiny_checkpoint, every_m
 
 
 def test_cli_exits_1_and_renames_when_the_gate_fails(tmp_path, tiny_checkpoint):
-    result = run_cli("carol-export", "--model", tiny_checkpoint, "--quantize", "fp16", "--max-dp", "fp16=1e-9",
+    result = run_cli("carol-export", "--model", tiny_checkpoint, "--quantize", "fp16", "--gate", "fp16.max_abs_dp=1e-9",
                      "--output", tmp_path, "--json")
     assert result.returncode == 1, result.stderr
     rows = json.loads(result.stdout)
@@ -122,7 +122,8 @@ def test_atomic_path_leaves_nothing_on_failure(tmp_path):
     assert target.read_bytes() == b"old" and list(tmp_path.iterdir()) == [target]
 
 
-@pytest.mark.parametrize("case", ["missing", "corrupt", "format", "mode", "calibration", "unwritable", "opset"])
+@pytest.mark.parametrize("case", ["missing", "corrupt", "format", "mode", "calibration", "unwritable", "opset",
+                                  "gate"])
 def test_cli_bad_input_one_line_exit_2(tmp_path, tiny_checkpoint, case):
     args = {"missing": ["--model", tmp_path / "nope.keras"],
             "corrupt": ["--model", tmp_path / "corrupt.keras"],
@@ -130,7 +131,8 @@ def test_cli_bad_input_one_line_exit_2(tmp_path, tiny_checkpoint, case):
             "mode": ["--model", tiny_checkpoint, "--quantize", "int4"],
             "calibration": ["--model", tiny_checkpoint, "--quantize", "int8", "--calibration-lyrics", tmp_path / "no"],
             "unwritable": ["--model", tiny_checkpoint, "--output", tmp_path / "a-file" / "sub"],
-            "opset": ["--model", tiny_checkpoint, "--opset", "3"]}[case]
+            "opset": ["--model", tiny_checkpoint, "--opset", "3"],
+            "gate": ["--model", tiny_checkpoint, "--gate", "fp32.max_abs_dp=lots"]}[case]
     (tmp_path / "corrupt.keras").write_bytes(b"PK\x03\x04" + bytes(np.random.default_rng(0).integers(0, 255, 500)))
     (tmp_path / "a-file").write_text("not a folder")
     result = run_cli("carol-export", *args)

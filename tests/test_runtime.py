@@ -48,6 +48,13 @@ def test_greedy_text_is_identical_on_tflite_onnx_and_keras(files, tiny_checkpoin
     assert texts["tflite"] == texts["onnx"] == texts["keras"]
 
 
+def test_every_tflite_interpreter_gives_the_same_text(files):
+    """ai-edge-litert and TensorFlow's own tf.lite interpreter (tflite-runtime: see carol-pi-check, carol-bench)."""
+    texts = {backend: load(files["tflite"], backend=backend).generate("snow ", 100, temperature=0)
+             for backend in ["litert", "tensorflow-lite"]}
+    assert texts["litert"] == texts["tensorflow-lite"]
+
+
 def test_unknown_prime_characters(files):
     generator = load(files["onnx"])
     with pytest.raises(CarolError, match="'#'"):
