@@ -1,5 +1,4 @@
 """carol-bench: export every format x mode, then measure every file x runtime side by side in one run."""
-import json
 import platform
 import shutil
 import subprocess

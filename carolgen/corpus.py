@@ -4,7 +4,7 @@ from pathlib import Path
 
 import numpy as np
 
-from carolgen.runtime.encoding import WINDOW, Vocab, normalise
+from carolgen.runtime.encoding import WINDOW, normalise
 from carolgen.runtime.errors import CarolError
 
 

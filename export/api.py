@@ -1,7 +1,7 @@
 """export(): checkpoint -> audited, self-describing, parity-checked model files; returns the table's rows.
 
-What each format can produce is data (SUPPORT), not branches spread through the code: each format module
-has the same three functions (convert, embed_metadata, operator_names) behind one signature here.
+What the toolchain cannot produce is data (UNSUPPORTED), not branches spread through the code; each format
+module offers the same three functions (convert, embed_metadata, operator_names).
 """
 import os
 import time
@@ -15,25 +15,22 @@ from carolgen.keras_backend import KerasBackend
 from carolgen.runtime.atomic import staged_path
 from carolgen.runtime.backends import open_backend
 from carolgen.runtime.errors import CarolError
-from carolgen.runtime.metadata import METADATA_KEY, dump_metadata
+from carolgen.runtime.metadata import dump_metadata
 
-from . import audit as audits
 from . import onnx as onnx_format
 from . import tflite as tflite_format
 from .parity import THRESHOLDS, Reference, failures, measure
-from .twin import make_twin
 from .windows import calibration_windows, parity_set
 
 FORMATS = ("tflite", "onnx")
 MODES = ("fp32", "fp16", "dynamic", "dynamic-compat", "int8")
-SUPPORT = {
-    ("tflite", "fp32"): None, ("tflite", "fp16"): None, ("tflite", "dynamic"): None,
-    ("tflite", "dynamic-compat"): None, ("tflite", "int8"): None,
-    ("onnx", "fp32"): None, ("onnx", "fp16"): None, ("onnx", "dynamic"): None, ("onnx", "int8"): None,
+# Every format x mode converts, except these (with the reason the table shows).
+UNSUPPORTED = {
     ("onnx", "dynamic-compat"): "dynamic-compat is a TFLite variant for tflite-runtime 2.14; "
                                 "ONNX dynamic already loads on every onnxruntime",
 }
 RUNTIME_BACKEND = {"tflite": "litert", "onnx": "onnxruntime"}
+FORMAT_MODULES = {"tflite": tflite_format, "onnx": onnx_format}
 
 
 @dataclass
@@ -116,11 +113,11 @@ class Exporter:
 
     def export_one(self, fmt, mode):
         name = f"{self.options.checkpoint.stem}-{mode}.{fmt}"
-        if SUPPORT[(fmt, mode)]:
-            return Row(name, fmt, mode, "unsupported", SUPPORT[(fmt, mode)])
+        if (fmt, mode) in UNSUPPORTED:
+            return Row(name, fmt, mode, "unsupported", UNSUPPORTED[(fmt, mode)])
         started = time.perf_counter()
         try:
-            data, operators, audit = self._convert(fmt, mode)
+            data, audit = self._convert(fmt, mode)
         except CarolError:
             raise
         except Exception as error:  # A converter failure is a finding for the table, not a crash.
@@ -133,19 +130,9 @@ class Exporter:
 
     def _convert(self, fmt, mode):
         calibration = self.calibration() if mode == "int8" else None
-        metadata = self._metadata(fmt, mode, calibration[1] if calibration else None)
-        if fmt == "tflite":
-            twin = make_twin(self.model, self.info, batch_size=self.options.batch, unroll=True)
-            flat = tflite_format.convert(twin, mode, calibration[0] if calibration else None)
-            data = tflite_format.embed_metadata(flat, METADATA_KEY, dump_metadata(metadata))
-            from carolgen.runtime.modelfile import TfliteReader
-            operators = tflite_format.operator_names(TfliteReader(data, fmt).operators())
-            return data, operators, audits.audit_tflite(operators, mode)
-        twin = make_twin(self.model, self.info)
-        proto = onnx_format.convert(twin, mode, calibration[0] if calibration else None, self.options.opset)
-        data = onnx_format.embed_metadata(proto, METADATA_KEY, dump_metadata(metadata))
-        operators = onnx_format.operator_names(data)
-        return data, operators, audits.audit_onnx(operators, mode)
+        metadata = dump_metadata(self._metadata(fmt, mode, calibration[1] if calibration else None))
+        return FORMAT_MODULES[fmt].build(self.model, self.info, mode, calibration[0] if calibration else None,
+                                        self.options, metadata)
 
     def _metadata(self, fmt, mode, calibration):
         import tensorflow as tf

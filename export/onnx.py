@@ -9,7 +9,19 @@ import tempfile
 
 import numpy as np
 
+from carolgen.runtime.metadata import METADATA_KEY
+
+from .audit import audit_onnx
+from .twin import make_twin
+
 INPUT_NAME = "window"
+
+
+def build(model, info, mode, calibration, options, metadata):
+    """(file bytes, audit) of `model` as an ONNX file in `mode`, carrying the metadata JSON text."""
+    proto = convert(make_twin(model, info), mode, calibration, options.opset)
+    data = embed_metadata(proto, METADATA_KEY, metadata)
+    return data, audit_onnx(operator_names(data), mode)
 
 
 def convert(twin, mode, calibration=None, opset=17):

@@ -1,4 +1,4 @@
-"""Keras twin -> .tflite, in four quantisation modes, with the carolgen metadata inside the flatbuffer.
+"""Keras twin -> .tflite in every quantisation mode, with the carolgen metadata inside the flatbuffer.
 
 Graph choice, measured on the trained default model (figures in docs/ARCHITECTURE.md and the bench report):
 the fused UNIDIRECTIONAL_SEQUENCE_LSTM op drifts from Keras by ~1e-2 in probability at fp32, far beyond the
@@ -7,6 +7,19 @@ TANH / MUL / ADD ops) matches Keras to ~1e-7 at the same speed. So every TFLite 
 twin, with a fixed batch (TFLite cannot convert an LSTM with a dynamic batch).
 """
 import numpy as np
+
+from carolgen.runtime.metadata import METADATA_KEY
+from carolgen.runtime.modelfile import TfliteReader
+
+from .audit import audit_tflite
+from .twin import make_twin
+
+
+def build(model, info, mode, calibration, options, metadata):
+    """(file bytes, audit) of `model` as a TFLite file in `mode`, carrying the metadata JSON text."""
+    twin = make_twin(model, info, batch_size=options.batch, unroll=True)
+    data = embed_metadata(convert(twin, mode, calibration), METADATA_KEY, metadata)
+    return data, audit_tflite(operator_names(TfliteReader(data, "the converted file").operators()), mode)
 
 
 def convert(twin, mode, calibration=None):

@@ -9,7 +9,6 @@ import importlib
 import importlib.util
 import platform
 
-import numpy as np
 
 from .errors import CarolError
 from .modelfile import read_model_file

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from carolgen.corpus import builtin_lyrics_dir, load_lyrics, song_windows, split_songs
+from carolgen.corpus import load_lyrics, song_windows, split_songs
 from carolgen.runtime.encoding import Vocab
 from carolgen.runtime.errors import CarolError
 from conftest import run_cli

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 
 from carolgen.runtime.atomic import atomic_path
-from carolgen.runtime.errors import CarolError
 from carolgen.runtime.modelfile import read_model_file
 from conftest import run_cli
 
