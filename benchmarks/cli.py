@@ -16,7 +16,7 @@ from carolgen.runtime.cli_common import ArgumentParser, run_command
 from carolgen.runtime.errors import CarolError
 
 from .report import write_report
-from .rows import Plan, Result, fidelity, litert_benchmark_tool, run_probe
+from .rows import Plan, Result, fidelity, litert_benchmark_tool, perplexity, run_probe
 
 EXAMPLES = """examples:
   carol-bench --out benchmarks/results --python-tflite-runtime /opt/tflite214/bin/python
@@ -59,8 +59,7 @@ def reference_set(checkpoint, settings, workdir):
     probs = batched_probs(keras, windows)
     reference = {"probs": probs, "targets": targets, "greedy": [Generator(keras).generate(p, 200, temperature=0)
                                                                  for p in primes]}
-    reference["perplexity"] = float(np.exp(-np.mean(np.log(np.clip(probs[np.arange(len(targets)), targets],
-                                                                     1e-12, 1)))))
+    reference["perplexity"] = perplexity(probs, targets)
     np.save(Path(workdir) / "windows.npy", windows)
     return model, info, reference, {"windows": str(Path(workdir) / "windows.npy"), "primes": primes}
 

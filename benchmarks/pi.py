@@ -265,6 +265,7 @@ def probe(command, env, files, case, windows, out):
 
 
 def verdict(case, result, note, probs, host):
+    from carolgen.export.parity import common_prefix
     file, mode, backend, kernels = case
     entry = {"file": file, "mode": mode, "runtime": backend, "kernels": kernels}
     if result is None:
@@ -275,11 +276,6 @@ def verdict(case, result, note, probs, host):
     return {**entry, "status": "ok" if ok else "mismatch", "max_abs_dp": max_dp, "greedy": greedy,
             "against": host["against"],
             "kernels_used": result.get("kernels", ""), "note": "" if ok else f"tolerance {TOLERANCE[mode]:g}"}
-
-
-def common_prefix(a, b):
-    from carolgen.export.parity import common_prefix as prefix
-    return prefix(a, b)
 
 
 def host_reference(files, case, kernels, windows, workdir, tflite_python=None):

@@ -77,17 +77,19 @@ def run_probe(plan, shared, settings, workdir):
     return Result(asdict(plan), True, figures=figures), probs
 
 
+def perplexity(probs, targets):
+    """exp(mean negative log-likelihood) of the targets under the probabilities."""
+    return float(np.exp(-np.mean(np.log(np.clip(probs[np.arange(len(targets)), targets], 1e-12, 1)))))
+
+
 def fidelity(probs, greedy, reference):
-    """max |dp|, top-1, mean KL, median greedy agreement and perplexity change against the Keras reference."""
-    from carolgen.export.parity import common_prefix
-    p = np.clip(reference["probs"], 1e-12, 1)
-    q = np.clip(probs.astype(np.float64), 1e-12, 1)
-    targets = reference["targets"]
-    perplexity = float(np.exp(-np.mean(np.log(q[np.arange(len(targets)), targets]))))
-    return {"max_abs_dp": float(np.abs(q - p).max()), "top1": float(np.mean(q.argmax(1) == p.argmax(1))),
-            "mean_kl": float(np.mean(np.sum(p * np.log(p / q), axis=1))),
-            "greedy_median": float(np.median([common_prefix(a, b) for a, b in zip(reference["greedy"], greedy)])),
-            "perplexity": perplexity, "perplexity_change": perplexity - reference["perplexity"]}
+    """The export gate's parity figures against Keras, plus held-out perplexity and its change."""
+    from carolgen.export.parity import compare
+    parity = compare(probs, greedy, reference["probs"], reference["greedy"])
+    value = perplexity(probs.astype(np.float64), reference["targets"])
+    return {"max_abs_dp": parity.max_abs_dp, "top1": parity.top1, "mean_kl": parity.mean_kl,
+            "greedy_median": parity.greedy_median, "perplexity": value,
+            "perplexity_change": value - reference["perplexity"]}
 
 
 def litert_benchmark_tool(model, runs):

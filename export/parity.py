@@ -63,15 +63,18 @@ def batched_probs(backend, windows):
 
 def measure(backend, reference):
     """Parity figures of `backend` against the Keras reference."""
-    probs = batched_probs(backend, reference.windows)
-    p = np.clip(reference.probs, 1e-12, 1.0)
-    q = np.clip(probs, 1e-12, 1.0)
     generator = Generator(backend)
     texts = [generator.generate(prime, GREEDY_LENGTH, temperature=0) for prime in reference.primes]
-    return Parity(max_abs_dp=float(np.abs(probs - reference.probs).max()),
-                  top1=float(np.mean(probs.argmax(1) == reference.probs.argmax(1))),
+    return compare(batched_probs(backend, reference.windows), texts, reference.probs, reference.texts)
+
+
+def compare(probs, texts, reference_probs, reference_texts):
+    """Parity of (probabilities, greedy texts) against the reference's: the one definition of the figures."""
+    p = np.clip(reference_probs, 1e-12, 1.0)
+    q = np.clip(np.asarray(probs, dtype=np.float64), 1e-12, 1.0)
+    return Parity(max_abs_dp=float(np.abs(q - p).max()), top1=float(np.mean(q.argmax(1) == p.argmax(1))),
                   mean_kl=float(np.mean(np.sum(p * np.log(p / q), axis=1))),
-                  greedy=[common_prefix(a, b) for a, b in zip(reference.texts, texts)])
+                  greedy=[common_prefix(a, b) for a, b in zip(reference_texts, texts)])
 
 
 def common_prefix(a, b):

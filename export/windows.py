@@ -23,17 +23,20 @@ def _songs(info, corpus, role):
     return [info.vocab.clean(corpus.songs[n], "drop") for n in chosen]
 
 
-def _pick(windows, count, seed):
-    if len(windows) <= count:
-        return windows
-    return windows[np.sort(np.random.default_rng(seed).choice(len(windows), count, replace=False))]
+def _pick(count, seed, *arrays):
+    """The same seeded subsample (in order) of at most `count` rows of each array."""
+    total = len(arrays[0])
+    if total <= count:
+        return arrays
+    keep = np.sort(np.random.default_rng(seed).choice(total, count, replace=False))
+    return tuple(a[keep] for a in arrays)
 
 
 def calibration_windows(info, lyrics_dir=None, count=500, seed=0):
     """(windows float32 (N, window, 1), description for the metadata) from the training songs."""
     corpus = _corpus(info, lyrics_dir)
     windows, _ = song_windows(info.vocab, _songs(info, corpus, "train_songs"), info.window)
-    picked = _pick(windows, count, seed)
+    picked, = _pick(count, seed, windows)
     return picked, {"source": corpus.source, "windows": int(len(picked)), "seed": seed, "songs": "training"}
 
 
@@ -44,9 +47,7 @@ def held_out_set(info, lyrics_dir=None, count=500, seed=1):
     corpus = _corpus(info, lyrics_dir)
     songs = _songs(info, corpus, "held_out_songs")
     windows, targets = song_windows(info.vocab, songs, info.window)
-    if len(windows) > count:
-        keep = np.sort(np.random.default_rng(seed).choice(len(windows), count, replace=False))
-        windows, targets = windows[keep], targets[keep]
+    windows, targets = _pick(count, seed, windows, targets)
     starts = [(song, int(len(song) * fraction)) for fraction in (0, 0.5, 0.25, 0.75) for song in songs]
     openings = [song[start:start + 40] for song, start in starts]
     return windows, targets, ([""] + openings)[:PRIME_COUNT]

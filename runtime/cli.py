@@ -9,7 +9,7 @@ from .backends import INTERPRETERS, available_backends
 from .cli_common import ArgumentParser, run_command
 from .encoding import UNKNOWN_POLICIES, normalise
 from .errors import CarolError
-from .generate import load, new_seed
+from .generate import check_run, load, new_seed
 from .sampling import check_sampling
 
 EXAMPLES = """examples:
@@ -88,9 +88,8 @@ def similarity(a, b):
 
 
 def run(args):
-    check_sampling(args.temperature, args.top_k, args.top_p)
-    if args.length < 0 or args.num_samples < 1:
-        raise CarolError(f"--length must be >= 0 and --num-samples >= 1 (got {args.length}, {args.num_samples})")
+    check_sampling(args.temperature, args.top_k, args.top_p)  # before loading: bad values fail fast
+    check_run(args.length, args.num_samples)
     model = Path(args.model) if args.model else bundled_model(args.backend)
     generator = load(model, backend=args.backend, threads=args.threads)
     seed = new_seed() if args.seed is None else args.seed

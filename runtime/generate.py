@@ -30,6 +30,11 @@ class Timing:
         return self.characters * self.samples / self.total_seconds if self.total_seconds else 0.0
 
 
+def check_run(length, num_samples):
+    if length < 0 or num_samples < 1:
+        raise CarolError(f"--length must be >= 0 and --num-samples >= 1 (got {length}, {num_samples})")
+
+
 def new_seed():
     """A fresh seed for a run that was not given one (printed, so the run can be repeated)."""
     return secrets.randbits(31)
@@ -53,14 +58,13 @@ class Generator:
                unknown="error", attention=False):
         """Yield, for each step, a list of `num_samples` characters. Temperature 0 is greedy."""
         check_sampling(temperature, top_k, top_p)
-        if length < 0 or num_samples < 1:
-            raise CarolError(f"--length must be >= 0 and --num-samples >= 1 (got {length}, {num_samples})")
+        check_run(length, num_samples)
         rng = np.random.default_rng(seed)
         prime = self.prepare_prime(prime, unknown)
         text = np.empty((num_samples, self.window + length), dtype=np.float32)
         text[:, :self.window] = self.vocab.values(self.vocab.window_indices(prime, self.window))
-        step = self._step_function(num_samples, attention)
-        self.timing, self.attention = Timing(samples=num_samples, batch_mode=self._batch_mode), []
+        step, batch_mode = self._step_function(num_samples, attention)
+        self.timing, self.attention = Timing(samples=num_samples, batch_mode=batch_mode), []
         start = time.perf_counter()
         for t in range(length):
             probs = step(text[:, t:t + self.window, None])
@@ -73,13 +77,11 @@ class Generator:
             yield [self.vocab.chars[i] for i in picks]
 
     def _step_function(self, batch, attention):
-        """probs for a batch of windows: one call when the backend can, else one call per window."""
-        batched = self.backend.supports_batch(batch)
-        self._batch_mode = "batched" if batched or batch == 1 else "looped"
+        """(probs for a batch of windows, 'batched' | 'looped'): one call when the backend can, else one per window."""
         call = self._probs_recording_attention if attention else self.backend.probs
-        if batched:
-            return call
-        return lambda windows: np.concatenate([call(np.ascontiguousarray(w[None])) for w in windows])
+        if self.backend.supports_batch(batch):
+            return call, "batched"
+        return lambda windows: np.concatenate([call(np.ascontiguousarray(w[None])) for w in windows]), "looped"
 
     def _probs_recording_attention(self, windows):
         probs, weights = self.backend.probs_and_attention(windows)
