@@ -1,12 +1,11 @@
 """carol-bench: export every format x mode, then measure every file x runtime side by side in one run."""
+import os
 import platform
-import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +14,9 @@ import carolgen
 from carolgen.runtime.cli_common import ArgumentParser, run_command
 from carolgen.runtime.errors import CarolError
 
+from .litert_tool import litert_benchmark_tool
 from .report import write_report
-from .rows import Plan, Result, fidelity, litert_benchmark_tool, perplexity, run_probe
+from .rows import baseline_plans, file_plans, measure, reference_plans
 
 EXAMPLES = """examples:
   carol-bench --out benchmarks/results --python-tflite-runtime /opt/tflite214/bin/python
@@ -28,6 +28,7 @@ SETTINGS = {
     "quick": {"iterations": 100, "warmup": 10, "generate_chars": 200, "seed_loop_chars": 10,
               "seed_loop_iterations": 10, "windows": 50, "primes": 2, "tool_runs": 100, "cold_starts": 1},
 }
+PACKAGES = ["numpy", "tensorflow", "keras", "tf_keras", "tf2onnx", "onnx", "onnxruntime", "ai-edge-litert"]
 
 
 def parse_args(argv):
@@ -45,90 +46,71 @@ def progress(message):
     print(f"carol-bench: {message}", file=sys.stderr, flush=True)
 
 
-def reference_set(checkpoint, settings, workdir):
-    """Held-out windows, targets and primes, and what Keras says about them."""
+def keras_reference(checkpoint, settings, workdir):
+    """The gate's Keras reference on the held-out set, and the windows file every probe reads."""
     from carolgen.checkpoint import load_checkpoint
-    from carolgen.export.parity import batched_probs
+    from carolgen.export.parity import Reference
     from carolgen.export.windows import held_out_set
     from carolgen.keras_backend import KerasBackend
-    from carolgen.runtime.generate import Generator
     model, info = load_checkpoint(checkpoint)
     windows, targets, primes = held_out_set(info, count=settings["windows"])
-    primes = primes[:settings["primes"]]
-    keras = KerasBackend(model, info)
-    probs = batched_probs(keras, windows)
-    reference = {"probs": probs, "targets": targets, "greedy": [Generator(keras).generate(p, 200, temperature=0)
-                                                                 for p in primes]}
-    reference["perplexity"] = perplexity(probs, targets)
+    reference = Reference(KerasBackend(model, info), windows, targets, primes[:settings["primes"]])
     np.save(Path(workdir) / "windows.npy", windows)
-    return model, info, reference, {"windows": str(Path(workdir) / "windows.npy"), "primes": primes}
-
-
-def plans_for(checkpoint, export_rows, files_dir, references, tflite_python):
-    plans = [Plan("seed loop (Keras predict per char)", str(checkpoint), "keras-predict", fidelity=False,
-                  kind="baseline", mode="fp32", format="keras"),
-             Plan("Keras (tf.function)", str(checkpoint), "keras", fidelity=False, kind="keras", mode="fp32",
-                  format="keras")]
-    for row in export_rows:
-        if row.status not in ("accepted", "rejected"):
-            continue
-        path, common = str(files_dir / row.file), dict(status=row.status, size=row.size, mode=row.mode, format=row.format)
-        if row.format == "onnx":
-            plans.append(Plan(f"{row.file} · onnxruntime", path, "onnxruntime", **common))
-            continue
-        plans.append(Plan(f"{row.file} · ai-edge-litert", path, "litert", **common))
-        plans.append(Plan(f"{row.file} · tflite-runtime 2.14", path, "tflite-runtime",
-                          python=tflite_python or "", **common))
-    for label, path in references.items():
-        plans.append(Plan(label, str(path), "onnxruntime" if path.suffix == ".onnx" else "litert", kind="reference",
-                          size=path.stat().st_size, mode="fp32", format=path.suffix[1:]))
-    return plans
+    shared = {"windows": str(Path(workdir) / "windows.npy"), "primes": reference.primes,
+              "greedy_chars": len(reference.texts[0]) if reference.texts else 0}
+    return model, info, reference, shared
 
 
 def write_references(model, info, files_dir, stem):
-    """The two reference files, carrying the fp32 ONNX file's metadata (marked as a reference)."""
+    """The two speed references, carrying the fp32 ONNX file's metadata (marked as a reference):
+    {description: (path, format, runtime backend)}."""
     from carolgen.runtime.modelfile import read_model_file
+
     from .references import fused_tflite, hand_built_onnx
     metadata = dict(read_model_file(files_dir / f"{stem}-fp32.onnx").info.document)
     metadata["export"] = {**metadata["export"], "reference": True}
-    paths = {"reference: hand-built ONNX (native LSTM op)": files_dir / "reference-handbuilt.onnx",
-             "reference: fused-op TFLite (UNIDIRECTIONAL_SEQUENCE_LSTM)": files_dir / "reference-fused.tflite"}
-    builders = [lambda: hand_built_onnx(model, metadata), lambda: fused_tflite(model, info, metadata)]
-    for path, build in zip(paths.values(), builders):
+    references = {
+        "reference: hand-built ONNX (native LSTM op)": (files_dir / "reference-handbuilt.onnx", "onnx", "onnxruntime",
+                                                        lambda: hand_built_onnx(model, metadata)),
+        "reference: fused-op TFLite (UNIDIRECTIONAL_SEQUENCE_LSTM)": (files_dir / "reference-fused.tflite", "tflite",
+                                                                      "litert",
+                                                                      lambda: fused_tflite(model, info, metadata)),
+    }
+    for path, _, _, build in references.values():
         path.write_bytes(build())
-    return paths
+    return {description: (path, fmt, runtime) for description, (path, fmt, runtime, _) in references.items()}
 
 
 def cold_start(path, runs):
-    """Median seconds for `carol-generate --length 1` as a fresh process (start to first character, bounded)."""
-    command = shutil.which("carol-generate")
-    if command is None:
-        return None
+    """Median seconds for `carol-generate --length 1` as a fresh process of this Python (start to first char)."""
     times = []
     for _ in range(runs):
         start = time.perf_counter()
-        subprocess.run([command, "--model", str(path), "--length", "1", "--quiet"], capture_output=True, check=True)
+        subprocess.run([sys.executable, "-m", "carolgen.generate", "--model", str(path), "--length", "1", "--quiet"],
+                       capture_output=True, check=True)
         times.append(time.perf_counter() - start)
     return float(np.median(times))
 
 
 def machine():
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else platform.processor()
     from importlib.metadata import PackageNotFoundError, version
+    cpu = platform.processor()
+    if Path("/proc/cpuinfo").exists():
+        names = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                 if line.startswith("model name")]
+        cpu = names[0] if names else cpu
     packages = {}
-    for name in ["numpy", "tensorflow-cpu", "keras", "tf_keras", "tf2onnx", "onnx", "onnxruntime", "ai-edge-litert"]:
+    for name in PACKAGES:
         try:
             packages[name] = version(name)
         except PackageNotFoundError:
             pass
-    import os
     return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
-            "packages": packages, "date": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+            "packages": packages, "date": datetime.now(UTC).isoformat(timespec="seconds")}
 
 
 def run(args):
-    from carolgen.export import MODES, export
+    from carolgen.export import EXPORT_FORMATS, MODES, export
     settings = SETTINGS["quick" if args.quick else "full"]
     checkpoint = Path(args.model or carolgen.DEFAULT_CHECKPOINT)
     if args.python_tflite_runtime and not Path(args.python_tflite_runtime).is_file():
@@ -137,37 +119,28 @@ def run(args):
     with tempfile.TemporaryDirectory() as workdir:
         files_dir = Path(workdir) / "files"
         progress("exporting every format x mode")
-        export_rows = export(checkpoint, ["tflite", "onnx"], MODES, out=files_dir,
+        export_rows = export(checkpoint, list(EXPORT_FORMATS), list(MODES), out=files_dir,
                              progress=lambda r: progress(f"  {r.status}: {r.file}"))
         progress("computing the Keras reference")
-        model, info, reference, shared = reference_set(checkpoint, settings, workdir)
+        model, info, reference, shared = keras_reference(checkpoint, settings, workdir)
         references = write_references(model, info, files_dir, checkpoint.stem)
+        plans = (baseline_plans(checkpoint) + file_plans(export_rows, files_dir, args.python_tflite_runtime)
+                 + reference_plans(references))
         results = []
-        for plan in plans_for(checkpoint, export_rows, files_dir, references, args.python_tflite_runtime):
+        for plan in plans:
             progress(f"measuring {plan.label}")
-            results.append(measure_plan(plan, shared, settings, workdir, reference))
+            results.append(measure(plan, shared, settings, workdir, reference))
+        fp32 = {row.format: files_dir / row.file for row in export_rows
+                if row.mode == "fp32" and row.status == "accepted"}
         tool = {}
-        for mode in ("fp32", "int8"):
-            path = files_dir / f"{checkpoint.stem}-{mode}.tflite"
-            if path.exists():
-                progress(f"LiteRT benchmark tool on {path.name}")
-                tool[path.name] = litert_benchmark_tool(path, settings["tool_runs"])
-        starts = {name: cold_start(files_dir / name, settings["cold_starts"])
-                  for name in (f"{checkpoint.stem}-fp32.onnx", f"{checkpoint.stem}-fp32.tflite")
-                  if (files_dir / name).exists()}
+        for row in export_rows:
+            if row.format == "tflite" and row.mode in ("fp32", "int8") and row.status == "accepted":
+                progress(f"LiteRT benchmark tool on {row.file}")
+                tool[row.mode] = (row.file, *litert_benchmark_tool(files_dir / row.file, settings["tool_runs"]))
+        starts = {fmt: (path.name, cold_start(path, settings["cold_starts"])) for fmt, path in fp32.items()}
         write_report(out, machine(), settings, args.quick, [r.to_dict() for r in export_rows], results, tool,
-                     starts, reference["perplexity"])
+                     starts, reference.perplexity)
     print(f"wrote {out}/REPORT.md, report.json, report.csv, latency.png, size_fidelity.png")
-
-
-def measure_plan(plan, shared, settings, workdir, reference):
-    if not plan.python:
-        return Result(asdict(plan), False, "not measured: no --python-tflite-runtime given (it needs numpy<2, "
-                                           "so its own environment)")
-    result, probs = run_probe(plan, shared, settings, workdir)
-    if result.measured and plan.fidelity:
-        result.figures.update(fidelity(probs, result.figures["greedy"], reference))
-    return result
 
 
 def main(argv=None):

@@ -1,8 +1,13 @@
-"""One benchmark row, run in a process of its own: `python -m carolgen.bench.probe REQUEST.json`.
+"""One case, run in a process of its own: `python -m carolgen.bench.probe REQUEST.json`.
 
-It imports only what the row needs (for a TFLite row: numpy and the interpreter), so its peak RSS and load
-time are what a device running that file would see. It can run under another Python (tflite-runtime 2.14
-needs numpy < 2) with carolgen.runtime on its path. Prints one JSON object.
+Used by carol-bench (one row: speed and fidelity) and carol-pi-check (one emulated case: fidelity). It
+imports only what the case needs (for a TFLite file: numpy and the interpreter), so its load time and peak
+RSS are what a device running that file would see, and it runs under another Python (tflite-runtime 2.14
+needs numpy < 2; the emulated Pi's) with only carolgen's runtime and bench on its path.
+
+The request: model, backend, kernels (auto | reference | optimised), windows (.npy of inputs whose
+probabilities are saved to probs_out), primes (greedy texts of greedy_chars each) and, for a timed row,
+timing {iterations, warmup, generate_chars}. Prints one JSON object.
 """
 import json
 import resource
@@ -11,19 +16,24 @@ import time
 
 import numpy as np
 
+KERNELS = {"auto": None, "reference": True, "optimised": False}
+
+
+def register_keras_rows():
+    """The Keras rows (tf.function and the seed's predict loop), where this Python has the training side."""
+    try:
+        from carolgen.bench.seed_loop import SEED_LOOP
+        from carolgen.keras_backend import KERAS
+    except ImportError:  # a runtime-only Python: a foreign numpy, the emulated Pi
+        return
+    from carolgen.runtime.backends import register
+    register(KERAS)
+    register(SEED_LOOP)
+
 
 def percentiles(samples_us):
     p50, p90, p99 = np.percentile(samples_us, [50, 90, 99])
     return {"p50_us": float(p50), "p90_us": float(p90), "p99_us": float(p99)}
-
-
-def open_row(request):
-    """The backend for the request: a runtime backend, or the seed's own loop (Keras predict per window)."""
-    if request["backend"] == "keras-predict":
-        from carolgen.bench.seed_loop import open_seed_loop
-        return open_seed_loop(request["model"])
-    from carolgen.runtime.backends import open_backend
-    return open_backend(request["model"], request["backend"], threads=1)
 
 
 def latency(backend, window, iterations, warmup):
@@ -41,35 +51,45 @@ def peak_rss_mb():
     """This process's peak resident set. VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent
     across fork+exec, so a probe started by a TensorFlow process would report TensorFlow's memory."""
     try:
-        for line in open("/proc/self/status"):
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
     except OSError:
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def main(path):
-    from carolgen.runtime.errors import CarolError
-    request = json.loads(open(path).read())
-    started = time.perf_counter()
-    try:
-        backend = open_row(request)
-    except CarolError as error:
-        sys.exit(f"{error}")
-    result = {"load_s": time.perf_counter() - started}
+def timed(backend, windows, timing):
+    """Greedy generation speed, forward latency and peak memory of an opened backend."""
     from carolgen.runtime.generate import Generator
     generator = Generator(backend)
-    text = generator.generate("", request["generate_chars"], temperature=0)
-    result.update(chars_per_s=generator.timing.chars_per_second, generated=text,
-                  peak_rss_mb=peak_rss_mb())
+    text = generator.generate("", timing["generate_chars"], temperature=0)
+    figures = {"chars_per_s": generator.timing.chars_per_second, "generated": text, "peak_rss_mb": peak_rss_mb()}
+    figures.update(latency(backend, np.ascontiguousarray(windows[:1]), timing["iterations"], timing["warmup"]))
+    return figures
+
+
+def main(path):
+    from carolgen.runtime.backends import open_backend
+    from carolgen.runtime.errors import CarolError
+    from carolgen.runtime.generate import Generator
+    with open(path) as handle:
+        request = json.load(handle)
+    register_keras_rows()
+    started = time.perf_counter()
+    try:
+        backend = open_backend(request["model"], request["backend"], reference_kernels=KERNELS[request["kernels"]])
+    except CarolError as error:
+        sys.exit(f"{error}")
+    result = {"load_s": time.perf_counter() - started, "kernels": getattr(backend, "kernels", "")}
     windows = np.load(request["windows"])
-    result.update(latency(backend, np.ascontiguousarray(windows[:1]), request["iterations"], request["warmup"]))
-    probs = np.concatenate([backend.probs(np.ascontiguousarray(w[None])) for w in windows]) \
-        if request["fidelity"] else np.zeros((0,))
-    np.save(request["probs_out"], probs)
-    result["greedy"] = [Generator(backend).generate(p, 200, temperature=0) for p in request["primes"]] \
-        if request["fidelity"] else []
+    if request.get("timing"):
+        result.update(timed(backend, windows, request["timing"]))
+    if request["primes"]:
+        np.save(request["probs_out"], np.concatenate([backend.probs(np.ascontiguousarray(w[None])) for w in windows]))
+        generator = Generator(backend)
+        result["greedy"] = [generator.generate(p, request["greedy_chars"], temperature=0) for p in request["primes"]]
     print(json.dumps(result))
 
 

@@ -29,7 +29,7 @@ def hand_built_onnx(model, metadata):
         "B": np.concatenate([keras_to_onnx_gates(bias, units), np.zeros(4 * units, np.float32)])[None],
         "score_w": weights["attention_score_vec"][0], "vector_w": weights["attention_vector"][0],
         "out_w": weights["output"][0], "out_b": weights["output"][1],
-        "axis0": np.array([0], np.int64), "axis1": np.array([1], np.int64), "axis2": np.array([2], np.int64), "axis_last": np.array([-1], np.int64),
+        **{f"axis{k}": np.array([k], np.int64) for k in (0, 1, 2)}, "axis_last": np.array([-1], np.int64),
     }
     node = helper.make_node
     nodes = [
@@ -43,7 +43,8 @@ def hand_built_onnx(model, metadata):
         node("MatMul", ["score_first", "h_col"], ["score_col"]), node("Squeeze", ["score_col", "axis_last"], ["score"]),
         node("Softmax", ["score"], ["attention_weight"], axis=1),
         node("Unsqueeze", ["attention_weight", "axis1"], ["attention_row"]),
-        node("MatMul", ["attention_row", "hidden"], ["context_row"]), node("Squeeze", ["context_row", "axis1"], ["context"]),
+        node("MatMul", ["attention_row", "hidden"], ["context_row"]),
+        node("Squeeze", ["context_row", "axis1"], ["context"]),
         node("Concat", ["context", "h_t"], ["joined"], axis=1),
         node("MatMul", ["joined", "vector_w"], ["vector_linear"]), node("Tanh", ["vector_linear"], ["vector"]),
         node("MatMul", ["vector", "out_w"], ["logits_nobias"]), node("Add", ["logits_nobias", "out_b"], ["logits"]),

@@ -13,14 +13,32 @@ COLUMNS = ["row", "status", "size_kb", "load_s", "p50_us", "p90_us", "p99_us", "
            "note"]
 
 
+KEY = ("kind", "format", "mode", "runtime")
+
+
+def label(plan):
+    return f"{plan['name']} · {plan['runtime']}" if plan["kind"] in ("file", "reference") else plan["name"]
+
+
+def find(rows, kind, fmt, mode="fp32", runtime=None):
+    """The row with that identity (runtime None: the format's first measured row), or an empty dict."""
+    for row in rows:
+        k, f, m, r = row["key"]
+        if (k, f, m) == (kind, fmt, mode) and runtime in (None, r) and row.get("p50_us"):
+            return row
+    return {}
+
+
 def table_rows(results):
     """Flat dicts, one per row, with the speed-up against the seed loop."""
-    baseline = next((r.figures.get("chars_per_s") for r in results if r.plan["kind"] == "baseline" and r.measured), None)
+    baseline = next((r.figures.get("chars_per_s") for r in results
+                     if r.plan["kind"] == "baseline" and r.measured), None)
     rows = []
     for r in results:
         f = r.figures
-        row = {"row": r.plan["label"], "status": r.plan["status"] or r.plan["kind"],
-               "size_kb": r.plan["size"] / 1024 if r.plan["size"] else None, "note": r.note}
+        row = {"row": label(r.plan), "status": r.plan["status"] or r.plan["kind"],
+               "size_kb": r.plan["size"] / 1024 if r.plan["size"] else None, "note": r.note,
+               "key": [r.plan[k] for k in KEY]}
         for key in COLUMNS[3:-1]:
             row.setdefault(key, f.get(key))
         if baseline and f.get("chars_per_s"):
@@ -50,29 +68,23 @@ def markdown_table(rows):
 
 
 def speed_targets(rows, starts):
-    """The issue's speed contracts, computed from this run's rows (same process, same machine, same run)."""
-    by_label = {r["row"]: r for r in rows}
-
-    def p50(prefix):
-        return next((r["p50_us"] for label, r in by_label.items() if label.startswith(prefix) and r["p50_us"]), None)
-    onnx, hand = p50("model-fp32.onnx"), p50("reference: hand-built ONNX")
-    tfl, fused = p50("model-fp32.tflite · ai-edge-litert"), p50("reference: fused-op TFLite")
-    onnx_row = next((r for label, r in by_label.items() if label.startswith("model-fp32.onnx")), {})
+    """The speed contracts, computed from this run's rows (same process, same machine, same run)."""
+    onnx, hand = find(rows, "file", "onnx"), find(rows, "reference", "onnx")
+    tfl, fused = find(rows, "file", "tflite", runtime="litert"), find(rows, "reference", "tflite")
     lines = []
     if onnx and hand:
-        lines.append(f"- fp32 ONNX forward p50 {onnx:.1f} µs vs hand-built native-LSTM graph {hand:.1f} µs: "
-                     f"**{onnx / hand:.2f}×** (target ≤ 1.25×)")
+        lines.append(f"- fp32 ONNX forward p50 {onnx['p50_us']:.1f} µs vs hand-built native-LSTM graph "
+                     f"{hand['p50_us']:.1f} µs: **{onnx['p50_us'] / hand['p50_us']:.2f}×** (target ≤ 1.25×)")
     if tfl and fused:
-        lines.append(f"- fp32 TFLite forward p50 {tfl:.1f} µs vs fused-op file {fused:.1f} µs: "
-                     f"**{tfl / fused:.2f}×** (target ≤ 1.1×)")
-    if onnx_row.get("chars_per_s"):
-        lines.append(f"- greedy generation, fp32 ONNX: **{onnx_row['chars_per_s']:,.0f} chars/s** (target ≥ 10,000), "
-                     f"**{(onnx_row.get('speedup_vs_seed') or 0):,.0f}×** the seed loop (target ≥ 300×), "
-                     f"peak RSS {onnx_row['peak_rss_mb']:.0f} MB (target ≤ 80 MB)")
-    for name, seconds in starts.items():
-        if seconds is not None:
-            lines.append(f"- cold start, `carol-generate --model {name} --length 1` as a new process: "
-                         f"**{seconds:.2f} s** median (target ≤ 0.5 s to the first character)")
+        lines.append(f"- fp32 TFLite forward p50 {tfl['p50_us']:.1f} µs vs fused-op file {fused['p50_us']:.1f} µs: "
+                     f"**{tfl['p50_us'] / fused['p50_us']:.2f}×** (target ≤ 1.1×)")
+    if onnx.get("chars_per_s"):
+        lines.append(f"- greedy generation, fp32 ONNX: **{onnx['chars_per_s']:,.0f} chars/s** (target ≥ 10,000), "
+                     f"**{(onnx.get('speedup_vs_seed') or 0):,.0f}×** the seed loop (target ≥ 300×), "
+                     f"peak RSS {onnx['peak_rss_mb']:.0f} MB (target ≤ 80 MB)")
+    for name, seconds in starts.values():
+        lines.append(f"- cold start, `carol-generate --model {name} --length 1` as a new process: "
+                     f"**{seconds:.2f} s** median (target ≤ 0.5 s to the first character)")
     return "\n".join(lines)
 
 
@@ -109,7 +121,7 @@ def write_report(out, machine, settings, quick, export_rows, results, tool, star
                 "raw": [asdict(r) for r in results]}
     write_text_atomic(out / "report.json", json.dumps(document, indent=2, default=str))
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=COLUMNS)
+    writer = csv.DictWriter(buffer, fieldnames=COLUMNS, extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)
     write_text_atomic(out / "report.csv", buffer.getvalue())
@@ -120,10 +132,9 @@ def write_report(out, machine, settings, quick, export_rows, results, tool, star
 
 def markdown(machine, settings, quick, rows, tool, starts, keras_perplexity, export_rows):
     packages = ", ".join(f"{k} {v}" for k, v in machine["packages"].items())
-    by_label = {r["row"]: r for r in rows}
     tool_lines = []
-    for name, (median_us, note) in tool.items():
-        ours = by_label.get(f"{name} · ai-edge-litert", {}).get("p50_us")
+    for mode, (name, median_us, note) in tool.items():
+        ours = find(rows, "file", "tflite", mode, "litert").get("p50_us")
         if median_us is None or ours is None:
             tool_lines.append(f"- {name}: {note or 'not measured'}")
             continue

@@ -1,10 +1,16 @@
-"""The Keras model as one more backend: the reference that every exported file is compared with."""
+"""The Keras model as one more backend: the reference that every exported file is compared with.
+
+The runtime does not know this backend; carolgen adds its row to the runtime's table with `register_keras`
+(carol-generate does so at start), so the runtime never imports the training side.
+"""
+from carolgen.runtime.backends import Backend, register
 
 
 class KerasBackend:
     """A Keras carol model, called through a compiled tf.function (about 20x faster than predict per call)."""
 
     name = "keras"
+    kernels = ""
 
     def __init__(self, model, info, threads=1):
         from carolgen.keras_setup import import_keras
@@ -32,8 +38,16 @@ class KerasBackend:
         return probs.numpy(), attention.numpy()
 
 
-def open_keras(model_file, threads=1):
-    """The runtime's entry point for `--backend keras`: load the checkpoint (safe_mode) and wrap it."""
+def open_keras(model_file, row=None, threads=1, reference_kernels=False):
+    """The opener in the backend row: load the checkpoint (safe_mode) and wrap it."""
     from carolgen.checkpoint import load_checkpoint
     model, info = load_checkpoint(model_file.path)
     return KerasBackend(model, info, threads)
+
+
+KERAS = Backend("keras", "keras", "tensorflow", open_keras)
+
+
+def register_keras():
+    """Make `--backend keras` (and load(path, backend="keras")) available to the runtime."""
+    register(KERAS)

@@ -11,8 +11,8 @@ def import_keras():
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     if "keras" not in sys.modules:
         with quiet_native_stderr():
-            import tensorflow  # noqa: F401  (loads the native libraries while fd 2 is quiet)
             import keras  # noqa: F401
+            import tensorflow  # noqa: F401  (loads the native libraries while fd 2 is quiet)
     import absl.logging
     absl.logging.set_verbosity(absl.logging.ERROR)
     import keras

@@ -9,17 +9,17 @@ import math
 import sys
 import time
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
 import carolgen
 from carolgen.corpus import load_lyrics, song_windows, split_songs
+from carolgen.runtime.cli_common import ArgumentParser, run_command
 from carolgen.runtime.encoding import WINDOW, Vocab
 from carolgen.runtime.errors import CarolError
-from carolgen.runtime.metadata import make_metadata
-from carolgen.runtime.cli_common import ArgumentParser, run_command
+from carolgen.runtime.metadata import dump_metadata, make_metadata, parse_metadata
 
 
 @dataclass
@@ -66,7 +66,8 @@ def train(config, out_dir, log=print):
     make_deterministic(config.seed)
     model_config = ModelConfig(vocab.size, config.window)
     model = build_model(model_config)
-    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate, clipnorm=1.0), loss="sparse_categorical_crossentropy")
+    model.compile(optimizer=keras.optimizers.Adam(config.learning_rate, clipnorm=1.0),
+                  loss="sparse_categorical_crossentropy")
     stop = keras.callbacks.EarlyStopping("val_loss", patience=config.patience, restore_best_weights=True)
     started = time.perf_counter()
     with contextlib.redirect_stdout(sys.stderr):
@@ -86,19 +87,21 @@ def train(config, out_dir, log=print):
 
 def write_run(model, vocab, model_config, training, history, out_dir, held_text):
     """model.keras with its metadata, history.csv, loss.png and attention.png."""
-    from carolgen.checkpoint import save_checkpoint
-    from carolgen.plots import plot_loss
     import keras
     import tensorflow as tf
+
+    from carolgen.checkpoint import save_checkpoint
+    from carolgen.plots import plot_loss
     metadata = make_metadata(vocab, model_config.window, {**model_config.to_dict(),
                              "parameters": int(model.count_params())}, training=training,
                              tools={"carolgen": carolgen.__version__, "tensorflow": tf.__version__,
                                     "keras": keras.__version__},
-                             created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+                             created=datetime.now(UTC).isoformat(timespec="seconds"))
     save_checkpoint(model, metadata, out_dir / "model.keras")
     write_history(history, out_dir / "history.csv")
     plot_loss(history, out_dir / "loss.png", baseline=training["unigram_baseline"])
-    draw_attention(out_dir / "model.keras", held_text[:60], out_dir / "attention.png")
+    draw_attention(model, parse_metadata(dump_metadata(metadata), "the new checkpoint"), held_text[:60],
+                   out_dir / "attention.png")
 
 
 def write_history(history, path):
@@ -106,16 +109,17 @@ def write_history(history, path):
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["epoch", *history])
-    for epoch, row in enumerate(zip(*history.values()), start=1):
+    for epoch, row in enumerate(zip(*history.values(), strict=True), start=1):
         writer.writerow([epoch, *(f"{v:.6f}" for v in row)])
     write_text_atomic(path, buffer.getvalue())
 
 
-def draw_attention(checkpoint, prime, path, length=24):
-    """Generate greedily from `prime` with the Keras backend and draw where each character looked."""
-    from carolgen.runtime.generate import load
+def draw_attention(model, info, prime, path, length=24):
+    """Generate greedily from `prime` with the trained model and draw where each character looked."""
+    from carolgen.keras_backend import KerasBackend
+    from carolgen.runtime.generate import Generator
     from carolgen.runtime.plots import plot_generation_attention
-    generator = load(checkpoint, backend="keras")
+    generator = Generator(KerasBackend(model, info))
     text = generator.generate(prime, length, temperature=0, attention=True)
     plot_generation_attention(generator, prime, text, path)
 

@@ -3,6 +3,8 @@
     from carolgen.export import export
     rows = export("runs/default/model.keras", formats=["tflite", "onnx"], modes=["fp32", "int8"])
 """
-from .api import FORMATS, MODES, Row, export
+from .api import Row, export
+from .formats import EXPORT_FORMATS
+from .modes import MODES
 
-__all__ = ["FORMATS", "MODES", "Row", "export"]
+__all__ = ["EXPORT_FORMATS", "MODES", "Row", "export"]

@@ -1,12 +1,12 @@
 """export(): checkpoint -> audited, self-describing, parity-checked model files; returns the table's rows.
 
-What the toolchain cannot produce is data (UNSUPPORTED), not branches spread through the code; each format
-module offers the same three functions (convert, embed_metadata, operator_names).
+What to build for each format and mode comes from two tables (export/formats.py, export/modes.py); what the
+toolchain cannot produce is data in the mode table, not branches here.
 """
 import os
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import carolgen
@@ -17,20 +17,10 @@ from carolgen.runtime.backends import open_backend
 from carolgen.runtime.errors import CarolError
 from carolgen.runtime.metadata import dump_metadata
 
-from . import onnx as onnx_format
-from . import tflite as tflite_format
-from .parity import THRESHOLDS, Reference, failures, measure
-from .windows import calibration_windows, parity_set
-
-FORMATS = ("tflite", "onnx")
-MODES = ("fp32", "fp16", "dynamic", "dynamic-compat", "int8")
-# Every format x mode converts, except these (with the reason the table shows).
-UNSUPPORTED = {
-    ("onnx", "dynamic-compat"): "dynamic-compat is a TFLite variant for tflite-runtime 2.14; "
-                                "ONNX dynamic already loads on every onnxruntime",
-}
-RUNTIME_BACKEND = {"tflite": "litert", "onnx": "onnxruntime"}
-FORMAT_MODULES = {"tflite": tflite_format, "onnx": onnx_format}
+from .formats import EXPORT_FORMATS, export_format
+from .modes import MODES, mode
+from .parity import Reference, failures
+from .windows import calibration_windows, held_out_set
 
 
 @dataclass
@@ -63,16 +53,16 @@ class Options:
     calibration_windows: int = 500
     opset: int = 17
     batch: int = 1
-    thresholds: dict = field(default_factory=dict)
+    thresholds: dict = field(default_factory=dict)  # {mode: {limit name: value}} overriding the mode table
 
 
 def check_options(options):
-    unknown = [f for f in options.formats if f not in FORMATS] + [m for m in options.modes if m not in MODES]
-    if unknown:
-        raise CarolError(f"unknown format or mode: {', '.join(unknown)} (formats: {', '.join(FORMATS)}; "
-                         f"modes: {', '.join(MODES)})")
-    if options.calibration_windows < 300 and "int8" in options.modes:
-        raise CarolError("--calibration-windows must be at least 300 for int8")
+    for name in options.formats:
+        export_format(name)
+    for name in options.modes:
+        mode(name)
+    if options.calibration_windows < 300 and any(MODES[m].calibrated for m in options.modes):
+        raise CarolError("--calibration-windows must be at least 300 for calibrated modes (int8)")
     if options.batch < 1 or not 11 <= options.opset <= 21:
         raise CarolError("--batch must be >= 1 and --opset between 11 and 21")
     if options.calibration_lyrics is not None and not Path(options.calibration_lyrics).is_dir():
@@ -88,21 +78,25 @@ def export(checkpoint=None, formats=("tflite",), modes=("fp32",), out=None, prog
     job = Exporter(options, model, info, out)
     rows = []
     for fmt in options.formats:
-        for mode in options.modes:
-            rows.append(job.export_one(fmt, mode))
+        for name in options.modes:
+            rows.append(job.export_one(fmt, name))
             if progress:
                 progress(rows[-1])
     return rows
 
 
+def file_name(stem, fmt, mode_name):
+    return f"{stem}-{mode_name}{EXPORT_FORMATS[fmt].suffix}"
+
+
 class Exporter:
-    """What every file of one export shares: the checkpoint, its twins, calibration and the Keras reference."""
+    """What every file of one export shares: the checkpoint, calibration windows and the Keras reference."""
 
     def __init__(self, options, model, info, out):
         self.options, self.model, self.info, self.out = options, model, info, out
         self.source = {"checkpoint": options.checkpoint.name, "sha256": file_sha256(options.checkpoint)}
-        windows, primes = parity_set(info, options.calibration_lyrics)
-        self.reference = Reference(KerasBackend(model, info), windows, primes)
+        windows, targets, primes = held_out_set(info, options.calibration_lyrics)
+        self.reference = Reference(KerasBackend(model, info), windows, targets, primes)
         self._calibration = None
 
     def calibration(self):
@@ -111,37 +105,37 @@ class Exporter:
                                                     self.options.calibration_windows)
         return self._calibration
 
-    def export_one(self, fmt, mode):
-        name = f"{self.options.checkpoint.stem}-{mode}.{fmt}"
-        if (fmt, mode) in UNSUPPORTED:
-            return Row(name, fmt, mode, "unsupported", UNSUPPORTED[(fmt, mode)])
+    def export_one(self, fmt, mode_name):
+        name = file_name(self.options.checkpoint.stem, fmt, mode_name)
+        if fmt in MODES[mode_name].unsupported:
+            return Row(name, fmt, mode_name, "unsupported", MODES[mode_name].unsupported[fmt])
         started = time.perf_counter()
         try:
-            data, audit = self._convert(fmt, mode)
+            data, audit = self._convert(fmt, mode_name)
         except CarolError:
             raise
         except Exception as error:  # A converter failure is a finding for the table, not a crash.
-            return Row(name, fmt, mode, "failed", f"conversion failed: {str(error).strip().splitlines()[-1][:200]}")
-        row = Row(name, fmt, mode, "accepted", size=len(data), lstm_as=audit.lstm_as, operators=audit.operators,
-                  runtimes=audit.runtimes)
+            return Row(name, fmt, mode_name, "failed",
+                       f"conversion failed: {str(error).strip().splitlines()[-1][:200]}")
+        row = Row(name, fmt, mode_name, "accepted", size=len(data), lstm_as=audit.lstm_as,
+                  operators=audit.operators, runtimes=audit.runtimes)
         self.publish(row, data, audit)
         row.seconds = round(time.perf_counter() - started, 1)
         return row
 
-    def _convert(self, fmt, mode):
-        calibration = self.calibration() if mode == "int8" else None
-        metadata = dump_metadata(self._metadata(fmt, mode, calibration[1] if calibration else None))
-        return FORMAT_MODULES[fmt].build(self.model, self.info, mode, calibration[0] if calibration else None,
-                                        self.options, metadata)
+    def _convert(self, fmt, mode_name):
+        windows, described = self.calibration() if MODES[mode_name].calibrated else (None, None)
+        metadata = dump_metadata(self._metadata(fmt, mode_name, described))
+        return EXPORT_FORMATS[fmt].build(self.model, self.info, mode_name, windows, self.options, metadata)
 
-    def _metadata(self, fmt, mode, calibration):
+    def _metadata(self, fmt, mode_name, calibration):
         import tensorflow as tf
         doc = dict(self.info.document)
         doc.pop("training", None)
-        doc.update(created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        doc.update(created=datetime.now(UTC).isoformat(timespec="seconds"),
                    tools={**doc.get("tools", {}), "carolgen": carolgen.__version__, "tensorflow": tf.__version__,
                           **_versions("tf2onnx", "onnx", "onnxruntime")},
-                   export={"format": fmt, "quantization": mode, "calibration": calibration,
+                   export={"format": fmt, "quantization": mode_name, "calibration": calibration,
                            "batch": self.options.batch if fmt == "tflite" else None,
                            "source": self.source, "held_out_songs": self.info.document.get("training", {}).get(
                                "held_out_songs", [])})
@@ -151,10 +145,10 @@ class Exporter:
         """Write beside the target, run the parity gate on the written bytes, then rename: to the final name
         if it passes, to NAME.rejected if not. No failing or half-written file ever has the final name."""
         target = self.out / row.file
-        limits = {**THRESHOLDS[row.mode], **self.options.thresholds.get(row.mode, {})}
+        limits = MODES[row.mode].limits.overridden(self.options.thresholds.get(row.mode, {}))
         with staged_path(target) as temporary:
             temporary.write_bytes(data)
-            parity = measure(open_backend(temporary, RUNTIME_BACKEND[row.format]), self.reference)
+            parity = self.reference.measure(open_backend(temporary, EXPORT_FORMATS[row.format].gate_backend))
             row.parity = parity.to_dict()
             problems = [f"audit: {b}" for b in audit.breaches] + failures(parity, limits)
             if problems:

@@ -1,12 +1,13 @@
 """carol-export: the command around carolgen.export.export, ending with the table."""
 import json
+import math
 import sys
 
 from carolgen.runtime.cli_common import ArgumentParser, run_command
 from carolgen.runtime.errors import EXIT_CHECK_FAILED, CarolError
 
-from .api import FORMATS, MODES
-from .parity import THRESHOLDS
+from .formats import EXPORT_FORMATS
+from .modes import LIMIT_NAMES, MODES
 
 EXAMPLES = """examples:
   carol-export                                   # bundled checkpoint -> ./model-fp32.tflite
@@ -24,7 +25,7 @@ def parse_args(argv):
     parser = ArgumentParser(prog="carol-export", description="Export a carolgen checkpoint to TFLite and ONNX.",
                             epilog=EXAMPLES)
     parser.add_argument("--model", help="checkpoint (.keras) to export (default: the bundled one)")
-    parser.add_argument("--format", default="tflite", help=f"{' | '.join(FORMATS)} | all")
+    parser.add_argument("--format", default="tflite", help=f"{' | '.join(EXPORT_FORMATS)} | all (comma-separated)")
     parser.add_argument("--quantize", default="fp32", help=f"comma-separated modes: {', '.join(MODES)}")
     parser.add_argument("--output", help="folder for the files (default: beside the checkpoint; for the "
                                          "bundled checkpoint, the current folder)")
@@ -34,25 +35,34 @@ def parse_args(argv):
     parser.add_argument("--batch", type=int, default=1, help="TFLite batch size (ONNX files take any batch)")
     parser.add_argument("--gate", action="append", default=[], metavar="MODE.LIMIT=X",
                         help="override one parity-gate limit, e.g. int8.max_abs_dp=0.3 (repeatable); limits: "
-                             "max_abs_dp, min_top1, max_kl, min_greedy (median chars of 200)")
+                             f"{', '.join(LIMIT_NAMES)} (min_greedy: median chars of 200)")
     parser.add_argument("--json", action="store_true", help="print the rows as JSON instead of the table")
     return parser.parse_args(argv)
 
 
 def thresholds_from(pairs):
-    """{mode: {limit: value}} from --gate MODE.LIMIT=X arguments."""
+    """{mode: {limit: value}} from --gate MODE.LIMIT=X arguments (X a finite number)."""
     overrides = {}
     for pair in pairs:
         name, _, value = pair.partition("=")
         mode, _, limit = name.partition(".")
         try:
-            if mode not in THRESHOLDS or limit not in THRESHOLDS[mode] or limit == "all_greedy":
+            number = float(value)
+            if mode not in MODES or limit not in LIMIT_NAMES or not math.isfinite(number):
                 raise ValueError
-            overrides.setdefault(mode, {})[limit] = float(value)
         except ValueError:
-            raise CarolError(f"--gate takes MODE.LIMIT=NUMBER (modes: {', '.join(THRESHOLDS)}; limits: "
-                             f"max_abs_dp, min_top1, max_kl, min_greedy), not {pair!r}") from None
+            raise CarolError(f"--gate takes MODE.LIMIT=NUMBER (modes: {', '.join(MODES)}; limits: "
+                             f"{', '.join(LIMIT_NAMES)}; a finite number), not {pair!r}") from None
+        overrides.setdefault(mode, {})[limit] = number
     return overrides
+
+
+def split_list(text, option):
+    """The comma-separated names of an option, refusing an empty list."""
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    if not names:
+        raise CarolError(f"{option} needs at least one name, not {text!r}")
+    return names
 
 
 def table(rows):
@@ -70,8 +80,8 @@ def table(rows):
 
 def run(args):
     from .api import export
-    formats = FORMATS if args.format == "all" else tuple(args.format.split(","))
-    modes = tuple(m.strip() for m in args.quantize.split(",") if m.strip())
+    formats = tuple(EXPORT_FORMATS) if args.format == "all" else split_list(args.format, "--format")
+    modes = split_list(args.quantize, "--quantize")
     total = len(formats) * len(modes)
     done = []
 

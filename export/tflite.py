@@ -8,8 +8,8 @@ twin, with a fixed batch (TFLite cannot convert an LSTM with a dynamic batch).
 """
 import numpy as np
 
+from carolgen.runtime.flatbuffer import TfliteReader
 from carolgen.runtime.metadata import METADATA_KEY
-from carolgen.runtime.modelfile import TfliteReader
 
 from .audit import audit_tflite
 from .twin import make_twin

@@ -51,9 +51,3 @@ def held_out_set(info, lyrics_dir=None, count=500, seed=1):
     starts = [(song, int(len(song) * fraction)) for fraction in (0, 0.5, 0.25, 0.75) for song in songs]
     openings = [song[start:start + 40] for song, start in starts]
     return windows, targets, ([""] + openings)[:PRIME_COUNT]
-
-
-def parity_set(info, lyrics_dir=None, count=500, seed=1):
-    """(held-out windows, greedy primes) for the export's parity gate."""
-    windows, _, primes = held_out_set(info, lyrics_dir, count, seed)
-    return windows, primes

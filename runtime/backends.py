@@ -1,55 +1,59 @@
-"""Backends: one small class per interpreter, all behind one call.
+"""Backends: one small class per interpreter family, all behind one call.
 
     probs(windows: float32 (B, window, 1)) -> float32 (B, vocab_size)
 
-Interpreter packages are imported only when their backend is chosen, so a Pi with only onnxruntime never
-tries to import a TFLite package. A backend also says whether it can run a batch of B windows at once.
+BACKENDS is the one table of interpreters: the format each runs, the module imported when it is chosen
+(availability is checked with find_spec, which imports nothing), and the class that wraps it. A format's
+backends are preferred in table order. Layers above the runtime add rows with `register` (carolgen adds
+its Keras reference backend), so the runtime itself never imports the training side.
 """
 import importlib
 import importlib.util
 import platform
-
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from .errors import CarolError
-from .modelfile import read_model_file
+from .modelfile import FORMATS, read_model_file
 from .quiet import quiet_native_stderr
 
-# name -> (file kind, the distribution's top-level package, module to import, the class or function that
-# opens a model). Availability is checked with find_spec on the package, which imports nothing.
-INTERPRETERS = {
-    "litert": ("tflite", "ai_edge_litert", "ai_edge_litert.interpreter", "Interpreter"),
-    "tflite-runtime": ("tflite", "tflite_runtime", "tflite_runtime.interpreter", "Interpreter"),
-    "tensorflow-lite": ("tflite", "tensorflow", "tensorflow.lite.python.interpreter", "Interpreter"),
-    "onnxruntime": ("onnx", "onnxruntime", "onnxruntime", "InferenceSession"),
-    "keras": ("keras", "tensorflow", "carolgen.keras_backend", "open_keras"),
-}
-PREFERENCE = {"tflite": ["litert", "tflite-runtime", "tensorflow-lite"], "onnx": ["onnxruntime"],
-              "keras": ["keras"]}
-INSTALL_HINT = {"tflite": "pip install 'carolgen[litert]'", "onnx": "pip install 'carolgen[onnx]'",
-                "keras": "pip install 'carolgen[train]'"}
+
+@dataclass(frozen=True)
+class Backend:
+    """One row of the backend table."""
+
+    name: str  # what --backend takes
+    format: str  # the file format it runs (a key of runtime.modelfile.FORMATS)
+    module: str  # the interpreter's module, imported only when this backend is opened
+    opener: Callable  # (model_file, backend row, threads, reference_kernels) -> an opened backend
+    # (machine, quantisation) pairs where only the interpreter's reference kernels are safe (see TfliteBackend).
+    reference_kernels_for: frozenset = frozenset()
+
+    @property
+    def installed(self):
+        return importlib.util.find_spec(self.module.split(".")[0]) is not None
 
 
-def _installed(name):
-    return importlib.util.find_spec(INTERPRETERS[name][1]) is not None
-
-
-def _import(name):
-    _, _, module, attribute = INTERPRETERS[name]
-    try:
-        return getattr(importlib.import_module(module), attribute)
-    except ImportError:
-        return None
+def register(backend):
+    """Add a backend row (or replace the row of the same name)."""
+    BACKENDS[backend.name] = backend
 
 
 def available_backends(kind):
-    """The backends for a file kind whose package is installed here, in order of preference."""
-    return [name for name in PREFERENCE[kind] if _installed(name)]
+    """The backends for a file format whose interpreter is installed here, in order of preference."""
+    return [b.name for b in BACKENDS.values() if b.format == kind and b.installed]
+
+
+def backend_row(name):
+    if name not in BACKENDS:
+        raise CarolError(f"unknown backend {name!r}; choose from {', '.join(BACKENDS)}")
+    return BACKENDS[name]
 
 
 def open_backend(path, backend=None, threads=1, reference_kernels=None):
     """Verify the file, read its metadata, and open it with `backend` (default: the best one installed).
 
-    `reference_kernels` (TFLite only): None decides from the file and platform (see needs_reference_kernels);
+    `reference_kernels` (TFLite only): None decides from the backend's table row and this machine;
     True or False forces TFLite's reference or optimised kernels."""
     model_file = read_model_file(path)
     if threads < 1:
@@ -58,42 +62,39 @@ def open_backend(path, backend=None, threads=1, reference_kernels=None):
         names = available_backends(model_file.kind)
         if not names:
             raise CarolError(f"no interpreter for {model_file.kind} files is installed: "
-                             f"{INSTALL_HINT[model_file.kind]}")
+                             f"{FORMATS[model_file.kind].install_hint}")
         backend = names[0]
-    if backend not in INTERPRETERS:
-        raise CarolError(f"unknown backend {backend!r}; choose from {', '.join(INTERPRETERS)}")
-    if INTERPRETERS[backend][0] != model_file.kind:
-        raise CarolError(f"backend {backend} runs {INTERPRETERS[backend][0]} files, "
-                         f"but {path} is a {model_file.kind} file")
-    opener = _import(backend)
-    if opener is None:
-        raise CarolError(f"backend {backend} is not installed: {INSTALL_HINT[model_file.kind]}")
-    if model_file.kind == "keras":
-        return opener(model_file, threads=threads)
-    if model_file.kind == "onnx":
-        return OnnxBackend(model_file, backend, opener, threads)
+    row = backend_row(backend)
+    if row.format != model_file.kind:
+        raise CarolError(f"backend {backend} runs {row.format} files, but {path} is a {model_file.kind} file")
+    if not row.installed:
+        raise CarolError(f"backend {backend} is not installed: {FORMATS[row.format].install_hint}")
     if reference_kernels is None:
-        reference_kernels = needs_reference_kernels(backend, model_file.info)
-    return TfliteBackend(model_file, backend, opener, threads, reference_kernels)
+        reference_kernels = needs_reference_kernels(row, model_file.info)
+    return row.opener(model_file, row, threads, reference_kernels)
 
 
-def needs_reference_kernels(backend, info):
-    """True where a known interpreter bug would crash the process, so the reference kernels must be used.
+def needs_reference_kernels(row, info):
+    """True where the backend's row lists this machine and quantisation as crashing its optimised kernels."""
+    quantisation = info.document.get("export", {}).get("quantization")
+    return (platform.machine().lower(), quantisation) in row.reference_kernels_for
 
-    tflite-runtime 2.14 (its last release) on aarch64 segfaults in its optimised int8 FULLY_CONNECTED
-    kernel on full-int8 files whose FULLY_CONNECTED layers have no bias, as carolgen's have (a NULL read,
-    seen on every emulated Pi CPU; benchmarks/results/PI.md). Its reference kernels run the same file.
-    ai-edge-litert, and the x86-64 build of tflite-runtime, run it fine."""
-    return (backend == "tflite-runtime" and platform.machine().lower() in ("aarch64", "arm64")
-            and info.document.get("export", {}).get("quantization") == "int8")
+
+def _interpreter(row, attribute):
+    try:
+        return getattr(importlib.import_module(row.module), attribute)
+    except ImportError:
+        raise CarolError(f"backend {row.name} could not be imported: "
+                         f"{FORMATS[row.format].install_hint}") from None
 
 
 class TfliteBackend:
     """A .tflite file on ai-edge-litert, tflite-runtime or tf.lite (the same Interpreter API)."""
 
-    def __init__(self, model_file, name, interpreter_class, threads, reference_kernels=False):
-        self.name, self.model_file, self.info = name, model_file, model_file.info
+    def __init__(self, model_file, row, threads, reference_kernels=False):
+        self.name, self.model_file, self.info = row.name, model_file, model_file.info
         self.vocab, self.window = self.info.vocab, self.info.window
+        interpreter_class = _interpreter(row, "Interpreter")
         options = {"model_path": str(model_file.path), "num_threads": threads}
         self.kernels = "reference" if reference_kernels else "optimised"
         if reference_kernels:
@@ -104,7 +105,7 @@ class TfliteBackend:
                 self.interpreter = interpreter_class(**options)
                 self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as error:
-            raise CarolError(f"{name} cannot run {model_file.path}: {_first_line(error)}") from None
+            raise CarolError(f"{row.name} cannot run {model_file.path}: {_first_line(error)}") from None
         self.input = self.interpreter.get_input_details()[0]["index"]
         self._find_outputs()
         self.batch = int(self.interpreter.get_input_details()[0]["shape"][0])
@@ -137,9 +138,7 @@ class TfliteBackend:
         return self.interpreter.get_tensor(self.probs_output)
 
     def probs_and_attention(self, windows):
-        if self.attention_output is None:
-            raise CarolError(f"{self.model_file.path} was exported without an attention output "
-                             "(carol-export --attention), or use --backend keras with the checkpoint")
+        _require_attention(self.attention_output, self.model_file.path)
         probs = self.probs(windows)
         return probs, self.interpreter.get_tensor(self.attention_output)
 
@@ -147,15 +146,17 @@ class TfliteBackend:
 class OnnxBackend:
     """An .onnx file on onnxruntime (CPU)."""
 
-    def __init__(self, model_file, name, session_class, threads):
-        import onnxruntime
-        self.name, self.model_file, self.info = name, model_file, model_file.info
+    def __init__(self, model_file, row, threads, reference_kernels=False):
+        self.name, self.model_file, self.info = row.name, model_file, model_file.info
         self.vocab, self.window = self.info.vocab, self.info.window
+        self.kernels = ""
+        onnxruntime = importlib.import_module(row.module)
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
         options.log_severity_level = 3
         try:
-            self.session = session_class(str(model_file.path), options, providers=["CPUExecutionProvider"])
+            self.session = onnxruntime.InferenceSession(str(model_file.path), options,
+                                                        providers=["CPUExecutionProvider"])
         except Exception as error:  # onnxruntime raises its own exception types for a bad model.
             raise CarolError(f"onnxruntime cannot run {model_file.path}: {_first_line(error)}") from None
         self.input = self.session.get_inputs()[0].name
@@ -174,13 +175,31 @@ class OnnxBackend:
         return self.session.run(self.outputs, {self.input: windows})[0]
 
     def probs_and_attention(self, windows):
-        if self.attention_output is None:
-            raise CarolError(f"{self.model_file.path} was exported without an attention output "
-                             "(carol-export --attention), or use --backend keras with the checkpoint")
+        _require_attention(self.attention_output, self.model_file.path)
         probs, attention = self.session.run(self.outputs + [self.attention_output], {self.input: windows})
         return probs, attention
+
+
+def _require_attention(output, path):
+    if output is None:
+        raise CarolError(f"{path} has no attention output (files from carol-export always carry one); "
+                         "use a file carol-export wrote, or the .keras checkpoint with --backend keras")
 
 
 def _first_line(error):
     text = str(error).strip()
     return text.splitlines()[0] if text else type(error).__name__
+
+
+# tflite-runtime 2.14 (its last release) on aarch64 segfaults in its optimised int8 FULLY_CONNECTED kernel on
+# full-int8 files whose FULLY_CONNECTED layers have no bias, as carolgen's have (a NULL read, seen on every
+# emulated Pi CPU: benchmarks/results/PI.md); its reference kernels run the same file. ai-edge-litert, and
+# the x86-64 build of tflite-runtime, run it fine.
+_AARCH64_INT8 = frozenset({("aarch64", "int8"), ("arm64", "int8")})
+
+BACKENDS = {b.name: b for b in (
+    Backend("litert", "tflite", "ai_edge_litert.interpreter", TfliteBackend),
+    Backend("tflite-runtime", "tflite", "tflite_runtime.interpreter", TfliteBackend, _AARCH64_INT8),
+    Backend("tensorflow-lite", "tflite", "tensorflow.lite.python.interpreter", TfliteBackend),
+    Backend("onnxruntime", "onnx", "onnxruntime", OnnxBackend),
+)}

@@ -5,7 +5,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from .backends import INTERPRETERS, available_backends
+from .backends import BACKENDS
 from .cli_common import ArgumentParser, run_command
 from .encoding import UNKNOWN_POLICIES, normalise
 from .errors import CarolError
@@ -20,21 +20,6 @@ EXAMPLES = """examples:
   carol-generate --backend keras --attention attention.png --length 30"""
 
 
-def bundled_model(backend=None):
-    """The model shipped with the package for `backend`, or the first this machine can run: TFLite, ONNX."""
-    import carolgen
-    files = {"tflite": carolgen.MODELS_DIR / "model-fp32.tflite", "onnx": carolgen.MODELS_DIR / "model-fp32.onnx",
-             "keras": carolgen.DEFAULT_CHECKPOINT}
-    if backend is not None:
-        if backend not in INTERPRETERS:
-            raise CarolError(f"unknown backend {backend!r}; choose from {', '.join(INTERPRETERS)}")
-        return files[INTERPRETERS[backend][0]]
-    for kind in ("tflite", "onnx"):
-        if available_backends(kind):
-            return files[kind]
-    raise CarolError("no interpreter is installed: pip install 'carolgen[litert]' or 'carolgen[onnx]'")
-
-
 def parse_args(argv):
     parser = ArgumentParser(prog="carol-generate", description="Write carol lyrics with a carolgen model file.",
                             epilog=EXAMPLES)
@@ -46,7 +31,7 @@ def parse_args(argv):
     parser.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (1 = off)")
     parser.add_argument("--seed", type=int, help="random seed (printed when not given)")
     parser.add_argument("--num-samples", type=int, default=1, help="continuations to write, as one batch")
-    parser.add_argument("--backend", help="litert, tflite-runtime, tensorflow-lite, onnxruntime or keras")
+    parser.add_argument("--backend", help=f"{', '.join(BACKENDS)} (default: the first installed for the file)")
     parser.add_argument("--threads", type=int, default=1, help="interpreter threads")
     parser.add_argument("--unknown", choices=UNKNOWN_POLICIES, default="error",
                         help="what to do with prime characters outside the vocabulary")
@@ -78,7 +63,8 @@ def side_by_side(left, right, width=38):
     """Two texts in columns, headed, for --compare."""
     a, b = textwrap.wrap(left, width) or [""], textwrap.wrap(right, width) or [""]
     rows = [f"{'held-back half':<{width}} | generated", f"{'-' * width}-+-{'-' * width}"]
-    rows += [f"{a[i] if i < len(a) else '':<{width}} | {b[i] if i < len(b) else ''}" for i in range(max(len(a), len(b)))]
+    rows += [f"{a[i] if i < len(a) else '':<{width}} | {b[i] if i < len(b) else ''}"
+             for i in range(max(len(a), len(b)))]
     return "\n".join(rows)
 
 
@@ -87,10 +73,10 @@ def similarity(a, b):
     return difflib.SequenceMatcher(None, a, b, autojunk=False).ratio()
 
 
-def run(args):
+def run(args, default_model):
     check_sampling(args.temperature, args.top_k, args.top_p)  # before loading: bad values fail fast
     check_run(args.length, args.num_samples)
-    model = Path(args.model) if args.model else bundled_model(args.backend)
+    model = Path(args.model) if args.model else default_model(args.backend)
     generator = load(model, backend=args.backend, threads=args.threads)
     seed = new_seed() if args.seed is None else args.seed
     prime, length, target = args.prime, args.length, None
@@ -110,7 +96,7 @@ def write_texts(generator, prime, length, options, stream):
     """Generate; with `stream`, each character goes to stdout as it comes."""
     texts = [[] for _ in range(options["num_samples"])]
     for step in generator.stream(prime, length, **options):
-        for text, char in zip(texts, step):
+        for text, char in zip(texts, step, strict=True):
             text.append(char)
         if stream:
             sys.stdout.write(step[0])
@@ -142,5 +128,10 @@ def report(args, generator, model, seed, texts, target):
               f"{backend} · {model.name}", file=sys.stderr)
 
 
-def main(argv=None):
-    return run_command(lambda: run(parse_args(argv)))
+def no_default_model(backend):
+    raise CarolError("--model is required (this entry point has no bundled model)")
+
+
+def main(argv=None, default_model=no_default_model):
+    """carol-generate. `default_model(backend name or None)` gives the file to use when --model is not given."""
+    return run_command(lambda: run(parse_args(argv), default_model))

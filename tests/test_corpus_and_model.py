@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
+from conftest import run_cli
 
 from carolgen.corpus import load_lyrics, song_windows, split_songs
 from carolgen.runtime.encoding import Vocab
 from carolgen.runtime.errors import CarolError
-from conftest import run_cli
 
 
 def test_builtin_corpus_is_big_enough():
@@ -58,6 +58,7 @@ def test_model_has_the_seed_parameter_count():
 
 def test_checkpoint_loads_in_safe_mode_with_its_vocab(tiny_run):
     import keras
+
     from carolgen.checkpoint import load_checkpoint
     model, info = load_checkpoint(tiny_run / "model.keras")
     again = keras.saving.load_model(tiny_run / "model.keras", safe_mode=True)
@@ -89,5 +90,5 @@ def test_training_is_reproducible(tmp_path, tiny_lyrics):
         train(TrainConfig(lyrics=str(tiny_lyrics), epochs=1, batch_size=64, seed=11, held_out_fraction=0.25),
               tmp_path / name, log=lambda m: None)
         weights.append(load_checkpoint(tmp_path / name / "model.keras")[0].get_weights())
-    assert all(np.array_equal(a, b) for a, b in zip(*weights))
+    assert all(np.array_equal(a, b) for a, b in zip(*weights, strict=True))
 

@@ -4,10 +4,10 @@ import math
 
 import numpy as np
 import pytest
+from conftest import run_cli
 
 from carolgen.runtime.atomic import atomic_path
 from carolgen.runtime.modelfile import read_model_file
-from conftest import run_cli
 
 
 @pytest.fixture(scope="module")
@@ -62,10 +62,11 @@ def test_compatibility_column_flags_the_new_fully_connected(every_mode):
 def test_audit_refuses_a_graph_with_a_loop():
     """Keras 3's own LSTM at batch 1 converts to a WHILE loop: the audit must refuse it."""
     import tensorflow as tf
+
     from carolgen.export.audit import audit_tflite
     from carolgen.export.tflite import operator_names
     from carolgen.model import ModelConfig, build_model
-    from carolgen.runtime.modelfile import TfliteReader
+    from carolgen.runtime.flatbuffer import TfliteReader
     model = build_model(ModelConfig(vocab_size=5, window=8), batch_size=1)
     data = tf.lite.TFLiteConverter.from_keras_model(model).convert()
     audit = audit_tflite(operator_names(TfliteReader(data, "loop").operators()))
@@ -76,9 +77,10 @@ def test_parity_gate_rejects_a_perturbed_file(tmp_path, tiny_checkpoint, every_m
     """A file whose output layer was nudged must fail the gate and never keep its final name."""
     import onnx
     from onnx import numpy_helper
+
+    from carolgen.checkpoint import load_checkpoint
     from carolgen.export.api import Exporter, Options, Row
     from carolgen.export.audit import audit_onnx
-    from carolgen.checkpoint import load_checkpoint
     out = every_mode[0]
     proto = onnx.load(out / "model-fp32.onnx")
     bias = max(proto.graph.initializer, key=lambda t: t.dims == [read_model_file(tiny_checkpoint).info.vocab.size])

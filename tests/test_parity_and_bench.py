@@ -6,7 +6,10 @@ import math
 import pytest
 
 import carolgen
+from carolgen.keras_backend import register_keras
 from carolgen.runtime.generate import load
+
+register_keras()
 
 FILES = {"tflite": carolgen.MODELS_DIR / "model-fp32.tflite", "onnx": carolgen.MODELS_DIR / "model-fp32.onnx"}
 PRIMES = ["", "snow falls soft on the ", "bells across the valley", "the kings are riding "]
@@ -20,15 +23,13 @@ def keras_generator():
 @pytest.fixture(scope="module")
 def bundled_reference(keras_generator):
     from carolgen.export.parity import Reference
-    from carolgen.export.windows import parity_set
-    windows, primes = parity_set(keras_generator.backend.info)
-    return Reference(keras_generator.backend, windows, primes)
+    from carolgen.export.windows import held_out_set
+    return Reference(keras_generator.backend, *held_out_set(keras_generator.backend.info))
 
 
 @pytest.mark.parametrize("kind", ["tflite", "onnx"])
 def test_bundled_fp32_files_match_keras(kind, bundled_reference):
-    from carolgen.export.parity import measure
-    parity = measure(load(FILES[kind]).backend, bundled_reference)
+    parity = bundled_reference.measure(load(FILES[kind]).backend)
     assert parity.max_abs_dp <= 1e-5
     assert parity.greedy == [200] * len(bundled_reference.primes)
 
@@ -50,12 +51,13 @@ def test_sampler_draws_identically_whatever_the_backend(keras_generator):
 def test_quantised_files_of_the_bundled_model_pass_the_gate(tmp_path, bundled_reference):
     """Every quantised mode of the default model must still meet the thresholds the export gate enforces."""
     from carolgen.export import export
-    from carolgen.export.parity import THRESHOLDS, failures, measure
+    from carolgen.export.modes import MODES
+    from carolgen.export.parity import failures
     rows = export(None, ["tflite", "onnx"], ["fp16", "dynamic", "int8"], out=tmp_path)
     for row in rows:
         assert row.status == "accepted", (row.file, row.reason)
-        parity = measure(load(tmp_path / row.file).backend, bundled_reference)
-        assert failures(parity, THRESHOLDS[row.mode]) == [], row.file
+        parity = bundled_reference.measure(load(tmp_path / row.file).backend)
+        assert failures(parity, MODES[row.mode].limits) == [], row.file
 
 
 def test_bench_quick_writes_all_outputs(tmp_path, tiny_checkpoint):

@@ -4,10 +4,10 @@ import json
 import shutil
 
 import pytest
-
-from carolgen.bench import pi
-from carolgen.runtime.errors import CarolError
 from conftest import run_cli
+
+from carolgen.bench import emulator
+from carolgen.runtime.errors import CarolError
 
 
 def test_reduced_check_on_an_emulated_pi(tmp_path):
@@ -25,19 +25,20 @@ def test_unreachable_mirror_leaves_nothing_half_built(tmp_path):
     if shutil.which("apt-get") is None:
         pytest.skip("needs apt-get (Debian/Ubuntu)")
     with pytest.raises(CarolError, match="apt-get update"):
-        pi.build_rootfs(tmp_path, mirror="http://127.0.0.1:9/debian", security="http://127.0.0.1:9/debian-security")
+        emulator.build_rootfs(tmp_path, mirror="http://127.0.0.1:9/debian", security="http://127.0.0.1:9/debian-security")
     assert list(tmp_path.iterdir()) == []
 
 
 def test_not_enough_disk_is_refused(tmp_path):
     with pytest.raises(CarolError, match="not enough disk"):
-        pi.check_disk(tmp_path, need_mb=10**12)
+        emulator.check_disk(tmp_path, need_mb=10**12)
 
 
 def test_export_table_carries_the_pi_findings():
     """The exporter's compatibility column says what the committed PI.md matrix found."""
-    from carolgen.export.audit import TFLITE_RUNTIME_214_AARCH64
     from pathlib import Path
+
+    from carolgen.export.audit import TFLITE_RUNTIME_214_AARCH64
     committed = json.loads((Path(__file__).parent.parent / "benchmarks/results/pi.json").read_text())["results"]
     int8 = [r for r in committed if r["file"] == "model-int8.tflite" and r["runtime"] == "tflite-runtime"]
     assert {r["status"] for r in int8 if r["kernels"] == "optimised"} == {"crash"}

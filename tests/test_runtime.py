@@ -3,11 +3,12 @@ import json
 
 import numpy as np
 import pytest
+from conftest import run_cli
 
+from carolgen.keras_backend import register_keras
 from carolgen.runtime.errors import CarolError
 from carolgen.runtime.generate import load
 from carolgen.runtime.modelfile import read_model_file
-from conftest import run_cli
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +43,7 @@ def test_num_samples_batched_on_onnx_looped_on_fixed_batch_tflite(files):
 
 
 def test_greedy_text_is_identical_on_tflite_onnx_and_keras(files, tiny_checkpoint):
+    register_keras()
     texts = {name: load(path, backend=backend).generate("the star", 200, temperature=0)
              for name, path, backend in [("tflite", files["tflite"], None), ("onnx", files["onnx"], None),
                                          ("keras", tiny_checkpoint, "keras")]}
@@ -118,7 +120,7 @@ def test_damaged_files_are_refused_before_any_interpreter(files, kind, tmp_path)
 
 def test_file_without_carolgen_metadata(tmp_path):
     import onnx
-    from onnx import helper, TensorProto
+    from onnx import TensorProto, helper
     graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g",
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
