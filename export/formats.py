@@ -1,11 +1,12 @@
 """The export formats: one table, one record per format carol-export writes.
 
-Each record names the module that builds the file (a `build(model, info, mode, calibration, options,
-metadata) -> (bytes, Audit)` function) and the runtime backend the parity gate runs the written file on.
+Each record holds the module that builds the file (its `build(model, info, mode, calibration, options,
+metadata) -> (bytes, Audit)` and its per-mode `RECIPES`) and the runtime backend the parity gate runs the
+written file on.
 The runtime's own format table (runtime/modelfile.FORMATS) says how a device reads the same formats.
 """
-from collections.abc import Callable
 from dataclasses import dataclass
+from types import ModuleType
 
 from carolgen.runtime.errors import CarolError
 from carolgen.runtime.modelfile import FORMATS as FILE_FORMATS
@@ -17,9 +18,13 @@ from . import onnx, tflite
 class ExportFormat:
     """One row of the export-format table."""
 
-    name: str  # also the file suffix and the key of runtime.modelfile.FORMATS
-    build: Callable
+    name: str  # also the key of runtime.modelfile.FORMATS
+    module: ModuleType  # build() and RECIPES
     gate_backend: str  # the runtime backend that the parity gate runs the written file on
+
+    @property
+    def build(self):
+        return self.module.build
 
     @property
     def suffix(self):
@@ -27,8 +32,8 @@ class ExportFormat:
 
 
 EXPORT_FORMATS = {f.name: f for f in (
-    ExportFormat("tflite", tflite.build, "litert"),
-    ExportFormat("onnx", onnx.build, "onnxruntime"),
+    ExportFormat("tflite", tflite, "litert"),
+    ExportFormat("onnx", onnx, "onnxruntime"),
 )}
 
 

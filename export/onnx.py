@@ -6,9 +6,11 @@ The batch dimension stays dynamic, so one file serves any --num-samples.
 """
 import os
 import tempfile
+from contextlib import contextmanager
 
 import numpy as np
 
+from carolgen.runtime.errors import CarolError
 from carolgen.runtime.metadata import METADATA_KEY
 
 from .audit import audit_onnx
@@ -25,17 +27,15 @@ def build(model, info, mode, calibration, options, metadata):
 
 
 def convert(twin, mode, calibration=None, opset=17):
-    """The ModelProto of `twin` in `mode` (fp32, fp16, dynamic, int8)."""
+    """The ModelProto of `twin` in `mode`, by the mode's recipe."""
     import tensorflow as tf
     import tf2onnx
+    if mode not in RECIPES:
+        raise CarolError(f"ONNX export has no recipe for mode {mode!r}")
     window = twin.inputs[0].shape[1]
     spec = [tf.TensorSpec([None, window, 1], tf.float32, name=INPUT_NAME)]
     proto, _ = tf2onnx.convert.from_keras(twin, input_signature=spec, opset=opset)
-    if mode == "fp16":
-        return weights_to_fp16(proto)
-    if mode in ("dynamic", "int8"):
-        return quantize(proto, mode, calibration)
-    return proto
+    return RECIPES[mode](proto, calibration)
 
 
 def weights_to_fp16(proto):
@@ -70,20 +70,46 @@ class _Windows:
         return None if row is None else {INPUT_NAME: row[None]}
 
 
-def quantize(proto, mode, calibration):
-    """onnxruntime quantisation: quantize_dynamic (int8 weights) or quantize_static (QDQ, int8 activations)."""
-    import onnx
+def quantize_dynamic(proto, calibration=None):
+    """onnxruntime's dynamic quantisation: int8 weights (the LSTM becomes DynamicQuantizeLSTM)."""
     from onnxruntime import quantization as q
+    with _files(proto) as (source, target):
+        q.quantize_dynamic(source, target, weight_type=q.QuantType.QInt8)
+        return _load(target)
+
+
+def quantize_static(proto, calibration):
+    """onnxruntime's static QDQ quantisation: int8 weights and activations, MinMax calibration."""
+    from onnxruntime import quantization as q
+    with _files(proto) as (source, target):
+        q.quantize_static(source, target, _Windows(calibration), quant_format=q.QuantFormat.QDQ,
+                          activation_type=q.QuantType.QInt8, weight_type=q.QuantType.QInt8,
+                          calibrate_method=q.CalibrationMethod.MinMax)
+        return _load(target)
+
+
+@contextmanager
+def _files(proto):
+    """(source path holding `proto`, target path) in a temporary folder: the quantisers work on files."""
+    import onnx
     with tempfile.TemporaryDirectory() as folder:
         source, target = os.path.join(folder, "in.onnx"), os.path.join(folder, "out.onnx")
         onnx.save(proto, source)
-        if mode == "dynamic":
-            q.quantize_dynamic(source, target, weight_type=q.QuantType.QInt8)
-        else:
-            q.quantize_static(source, target, _Windows(calibration), quant_format=q.QuantFormat.QDQ,
-                              activation_type=q.QuantType.QInt8, weight_type=q.QuantType.QInt8,
-                              calibrate_method=q.CalibrationMethod.MinMax)
-        return onnx.load(target)
+        yield source, target
+
+
+def _load(path):
+    import onnx
+    return onnx.load(path)
+
+
+# How each mode is made from the fp32 ModelProto: (proto, calibration windows) -> ModelProto.
+RECIPES = {
+    "fp32": lambda proto, calibration: proto,
+    "fp16": lambda proto, calibration: weights_to_fp16(proto),
+    "dynamic": quantize_dynamic,
+    "int8": quantize_static,
+}
 
 
 def embed_metadata(proto, name, text):

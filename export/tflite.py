@@ -8,6 +8,7 @@ twin, with a fixed batch (TFLite cannot convert an LSTM with a dynamic batch).
 """
 import numpy as np
 
+from carolgen.runtime.errors import CarolError
 from carolgen.runtime.flatbuffer import TfliteReader
 from carolgen.runtime.metadata import METADATA_KEY
 
@@ -23,24 +24,47 @@ def build(model, info, mode, calibration, options, metadata):
 
 
 def convert(twin, mode, calibration=None):
-    """The flatbuffer bytes of `twin` converted in `mode` (fp32, fp16, dynamic, dynamic-compat, int8)."""
+    """The flatbuffer bytes of `twin` converted by the mode's recipe."""
     import tensorflow as tf
+    if mode not in RECIPES:
+        raise CarolError(f"TFLite export has no recipe for mode {mode!r}")
     converter = tf.lite.TFLiteConverter.from_keras_model(twin)
-    if mode != "fp32":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    if mode == "fp16":
-        converter.target_spec.supported_types = [tf.float16]
-    if mode == "dynamic-compat":
-        # Per-tensor weight scales keep FULLY_CONNECTED at version 9, which tflite-runtime 2.14 knows;
-        # per-channel hybrid FULLY_CONNECTED is version 12 and it refuses to load it.
-        converter._experimental_disable_per_channel_quantization_for_dense_layers = True
-    if mode == "int8":
-        batch = twin.inputs[0].shape[0] or 1
-        converter.representative_dataset = lambda: ([calibration[i:i + batch]]
-                                                    for i in range(0, len(calibration) - batch + 1, batch))
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = converter.inference_output_type = tf.float32
+    RECIPES[mode](converter, tf, twin, calibration)
     return converter.convert()
+
+
+def _fp32(converter, tf, twin, calibration):
+    pass
+
+
+def _fp16(converter, tf, twin, calibration):
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.target_spec.supported_types = [tf.float16]
+
+
+def _dynamic(converter, tf, twin, calibration):
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+
+
+def _dynamic_compat(converter, tf, twin, calibration):
+    """Per-tensor weight scales keep FULLY_CONNECTED at version 9, which tflite-runtime 2.14 knows;
+    per-channel hybrid FULLY_CONNECTED is version 12 and it refuses to load it."""
+    _dynamic(converter, tf, twin, calibration)
+    converter._experimental_disable_per_channel_quantization_for_dense_layers = True
+
+
+def _int8(converter, tf, twin, calibration):
+    """Full int8 with float input and output, calibrated on real lyrics windows in batches of the twin's size."""
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    batch = twin.inputs[0].shape[0] or 1
+    converter.representative_dataset = lambda: ([calibration[i:i + batch]]
+                                                for i in range(0, len(calibration) - batch + 1, batch))
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = converter.inference_output_type = tf.float32
+
+
+# How each mode sets up the converter: (converter, tf, twin, calibration windows) -> None.
+RECIPES = {"fp32": _fp32, "fp16": _fp16, "dynamic": _dynamic, "dynamic-compat": _dynamic_compat, "int8": _int8}
 
 
 def embed_metadata(flatbuffer, name, text):

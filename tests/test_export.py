@@ -139,3 +139,13 @@ def test_cli_bad_input_one_line_exit_2(tmp_path, tiny_checkpoint, case):
     result = run_cli("carol-export", *args)
     assert result.returncode == 2, result.stderr
     assert result.stderr.count("\n") == 1 and "error:" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_every_mode_has_a_recipe_or_a_reason_in_every_format():
+    """A mode added to the table without a recipe in a format module (or a reason it cannot exist) fails here."""
+    from carolgen.export.formats import EXPORT_FORMATS
+    from carolgen.export.modes import MODES
+    for fmt, row in EXPORT_FORMATS.items():
+        recipes = row.module.RECIPES
+        for name, mode in MODES.items():
+            assert (name in recipes) != (fmt in mode.unsupported), (fmt, name)
