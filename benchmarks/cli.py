@@ -5,12 +5,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 
 import carolgen
+from carolgen.quality import WORD_RATE_SETTINGS, training_words
 from carolgen.runtime.cli_common import ArgumentParser, run_command
 from carolgen.runtime.errors import CarolError
 
@@ -24,9 +26,11 @@ EXAMPLES = """examples:
 
 SETTINGS = {
     "full": {"iterations": 2000, "warmup": 200, "generate_chars": 2000, "seed_loop_chars": 100,
-             "seed_loop_iterations": 100, "windows": 500, "primes": 5, "tool_runs": 2000, "cold_starts": 5},
+             "seed_loop_iterations": 100, "windows": 500, "primes": 5, "tool_runs": 2000, "cold_starts": 5,
+             "word_rate_chars": WORD_RATE_SETTINGS["length"]},
     "quick": {"iterations": 100, "warmup": 10, "generate_chars": 200, "seed_loop_chars": 10,
-              "seed_loop_iterations": 10, "windows": 50, "primes": 2, "tool_runs": 100, "cold_starts": 1},
+              "seed_loop_iterations": 10, "windows": 50, "primes": 2, "tool_runs": 100, "cold_starts": 1,
+              "word_rate_chars": 200},
 }
 PACKAGES = ["numpy", "tensorflow", "keras", "tf_keras", "tf2onnx", "onnx", "onnxruntime", "ai-edge-litert"]
 
@@ -34,7 +38,9 @@ PACKAGES = ["numpy", "tensorflow", "keras", "tf_keras", "tf2onnx", "onnx", "onnx
 def parse_args(argv):
     parser = ArgumentParser(prog="carol-bench", description="Benchmark every exported file on every runtime.",
                             epilog=EXAMPLES)
-    parser.add_argument("--model", help="checkpoint (default: the bundled one)")
+    parser.add_argument("--model", action="append",
+                        help="checkpoint to measure, repeatable; the first is the main one (default: the bundled "
+                             "model, then the bundled seed-architecture model)")
     parser.add_argument("--out", default="bench-results", help="folder for REPORT.md, report.json/csv, charts")
     parser.add_argument("--quick", action="store_true", help="CI-sized run: fewer iterations and primes")
     parser.add_argument("--python-tflite-runtime", metavar="PATH",
@@ -57,7 +63,8 @@ def keras_reference(checkpoint, settings, workdir):
     reference = Reference(KerasBackend(model, info), windows, targets, primes[:settings["primes"]])
     np.save(Path(workdir) / "windows.npy", windows)
     shared = {"windows": str(Path(workdir) / "windows.npy"), "primes": reference.primes,
-              "greedy_chars": len(reference.texts[0]) if reference.texts else 0}
+              "greedy_chars": len(reference.texts[0]) if reference.texts else 0,
+              "samples": {**WORD_RATE_SETTINGS, "length": settings["word_rate_chars"]}}
     return model, info, reference, shared
 
 
@@ -109,37 +116,70 @@ def machine():
             "packages": packages, "date": datetime.now(UTC).isoformat(timespec="seconds")}
 
 
-def run(args):
+@dataclass
+class CheckpointRun:
+    """What carol-bench measured for one checkpoint."""
+
+    export_rows: list
+    results: list
+    perplexity: float
+    tool: dict
+    starts: dict
+
+
+def bench_checkpoint(checkpoint, settings, workdir, tflite_python, main):
+    """Export every format x mode of one checkpoint and measure every file x runtime against its own Keras
+    reference. The main checkpoint also gets the seed loop, LiteRT's tool cross-check and cold starts."""
     from carolgen.export import EXPORT_FORMATS, MODES, export
+    workdir.mkdir(parents=True)
+    files_dir = workdir / "files"
+    progress(f"{checkpoint.name}: exporting every format x mode")
+    export_rows = export(checkpoint, list(EXPORT_FORMATS), list(MODES), out=files_dir,
+                         progress=lambda r: progress(f"  {r.status}: {r.file}"))
+    progress(f"{checkpoint.name}: computing the Keras reference")
+    model, info, reference, shared = keras_reference(checkpoint, settings, workdir)
+    known_words = training_words(info)
+    references = write_references(model, info, files_dir, checkpoint.stem)
+    plans = (baseline_plans(checkpoint, seed_loop=main)
+             + file_plans(export_rows, files_dir, tflite_python, checkpoint.stem)
+             + reference_plans(references, checkpoint.stem))
+    results = []
+    for plan in plans:
+        progress(f"measuring {plan.label}")
+        results.append(measure(plan, shared, settings, workdir, reference, known_words))
+    tool, starts = {}, {}
+    if main:
+        for row in (r for r in export_rows if r.status == "accepted" and r.format == "tflite"):
+            if row.mode in ("fp32", "int8"):
+                progress(f"LiteRT benchmark tool on {row.file}")
+                tool[row.mode] = (row.file, *litert_benchmark_tool(files_dir / row.file, settings["tool_runs"]))
+        for row in (r for r in export_rows if r.status == "accepted" and r.mode == "fp32"):
+            starts[row.format] = (row.file, cold_start(files_dir / row.file, settings["cold_starts"]))
+    return CheckpointRun(export_rows, results, reference.perplexity, tool, starts)
+
+
+def checkpoints_from(models):
+    """The checkpoints to measure: those given, else the bundled model and the bundled seed-architecture one."""
+    paths = [Path(m) for m in models] if models else [carolgen.DEFAULT_CHECKPOINT, carolgen.SEED_CHECKPOINT]
+    stems = [p.stem for p in paths]
+    if len(set(stems)) != len(stems):
+        raise CarolError(f"--model: checkpoints need different file names (their files are named after them): "
+                         f"{', '.join(stems)}")
+    return paths
+
+
+def run(args):
     settings = SETTINGS["quick" if args.quick else "full"]
-    checkpoint = Path(args.model or carolgen.DEFAULT_CHECKPOINT)
+    checkpoints = checkpoints_from(args.model)
     if args.python_tflite_runtime and not Path(args.python_tflite_runtime).is_file():
         raise CarolError(f"--python-tflite-runtime: no Python at {args.python_tflite_runtime}")
     out = Path(args.out)
     with tempfile.TemporaryDirectory() as workdir:
-        files_dir = Path(workdir) / "files"
-        progress("exporting every format x mode")
-        export_rows = export(checkpoint, list(EXPORT_FORMATS), list(MODES), out=files_dir,
-                             progress=lambda r: progress(f"  {r.status}: {r.file}"))
-        progress("computing the Keras reference")
-        model, info, reference, shared = keras_reference(checkpoint, settings, workdir)
-        references = write_references(model, info, files_dir, checkpoint.stem)
-        plans = (baseline_plans(checkpoint) + file_plans(export_rows, files_dir, args.python_tflite_runtime)
-                 + reference_plans(references))
-        results = []
-        for plan in plans:
-            progress(f"measuring {plan.label}")
-            results.append(measure(plan, shared, settings, workdir, reference))
-        fp32 = {row.format: files_dir / row.file for row in export_rows
-                if row.mode == "fp32" and row.status == "accepted"}
-        tool = {}
-        for row in export_rows:
-            if row.format == "tflite" and row.mode in ("fp32", "int8") and row.status == "accepted":
-                progress(f"LiteRT benchmark tool on {row.file}")
-                tool[row.mode] = (row.file, *litert_benchmark_tool(files_dir / row.file, settings["tool_runs"]))
-        starts = {fmt: (path.name, cold_start(path, settings["cold_starts"])) for fmt, path in fp32.items()}
-        write_report(out, machine(), settings, args.quick, [r.to_dict() for r in export_rows], results, tool,
-                     starts, reference.perplexity)
+        runs = [bench_checkpoint(c, settings, Path(workdir) / c.stem, args.python_tflite_runtime, main=i == 0)
+                for i, c in enumerate(checkpoints)]
+    write_report(out, machine(), settings, args.quick, [r.to_dict() for run in runs for r in run.export_rows],
+                 [r for run in runs for r in run.results], runs[0].tool, runs[0].starts,
+                 {c.stem: run.perplexity for c, run in zip(checkpoints, runs, strict=True)})
     print(f"wrote {out}/REPORT.md, report.json, report.csv, latency.png, size_fidelity.png")
 
 

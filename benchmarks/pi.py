@@ -10,7 +10,7 @@ import os
 import shutil
 import sys
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -29,26 +29,38 @@ CASE_TIMEOUT_S = 300
 GREEDY_CHARS = 100
 # The CI set: one file per runtime, as (format, mode, runtime).
 REDUCED = {("tflite", "fp32", "litert"), ("tflite", "int8", "tflite-runtime"), ("onnx", "fp32", "onnxruntime")}
+# (Only the main checkpoint's files: the reduced set proves the runtimes, not every model.)
 
 
 @dataclass(frozen=True)
 class Case:
     file: str
+    checkpoint: str  # a key of CHECKPOINTS: which windows (input encoding) the file takes
     format: str
     mode: str
     runtime: str
     kernels: str = "auto"  # auto: what carolgen's runtime chooses; optimised: forced, to record a known crash
 
 
+# The checkpoints whose files the check runs, with the modes exported from each: every mode of the bundled
+# model, and the fp32 files of the bundled seed-architecture model (the baseline every report keeps).
+CHECKPOINTS = {"model": (carolgen.DEFAULT_CHECKPOINT, None), "seed": (carolgen.SEED_CHECKPOINT, ("fp32",))}
+
+
 def exported_files(cache):
-    """Every file carol-export makes from the bundled checkpoint (on this host), reused per checkpoint."""
+    """Every file carol-export makes from the checkpoints (on this host), reused while they are unchanged;
+    each row carries the stem of the checkpoint it came from."""
     from carolgen.checkpoint import file_sha256
     from carolgen.export import EXPORT_FORMATS, MODES, export
 
     def build(folder):
-        rows = export(None, list(EXPORT_FORMATS), list(MODES), out=folder)
-        (folder / "rows.json").write_text(json.dumps([r.to_dict() for r in rows]))
-    final = emulator.cached_folder(cache, f"files-{file_sha256(carolgen.DEFAULT_CHECKPOINT)[:12]}", build)
+        rows = []
+        for stem, (checkpoint, modes) in CHECKPOINTS.items():
+            made = export(checkpoint, list(EXPORT_FORMATS), list(modes or MODES), out=folder)
+            rows += [{**r.to_dict(), "checkpoint": stem} for r in made]
+        (folder / "rows.json").write_text(json.dumps(rows))
+    digest = "-".join(file_sha256(path)[:8] for path, _ in CHECKPOINTS.values())
+    final = emulator.cached_folder(cache, f"files-{digest}", build)
     return final, json.loads((final / "rows.json").read_text())
 
 
@@ -58,17 +70,20 @@ def cases(rows, runtimes, reduced):
     planned = []
     for row in (r for r in rows if r["status"] == "accepted"):
         for backend in (b for b in BACKENDS.values() if b.format == row["format"] and b.name in runtimes):
-            planned.append(Case(row["file"], row["format"], row["mode"], backend.name))
+            case = Case(row["file"], row["checkpoint"], row["format"], row["mode"], backend.name)
+            planned.append(case)
             if ("aarch64", row["mode"]) in backend.reference_kernels_for:
-                planned.append(Case(row["file"], row["format"], row["mode"], backend.name, "optimised"))
+                planned.append(replace(case, kernels="optimised"))
     if reduced:
-        planned = [c for c in planned if (c.format, c.mode, c.runtime) in REDUCED and c.kernels == "auto"]
+        planned = [c for c in planned if (c.format, c.mode, c.runtime) in REDUCED and c.kernels == "auto"
+                   and c.checkpoint == "model"]
     return planned
 
 
 def probe_request(files, case, windows):
+    """`windows`: {checkpoint stem: .npy of held-out windows in that checkpoint's input encoding}."""
     return {"model": str(files / case.file), "backend": case.runtime, "kernels": case.kernels,
-            "windows": str(windows), "primes": [""], "greedy_chars": GREEDY_CHARS}
+            "windows": str(windows[case.checkpoint]), "primes": [""], "greedy_chars": GREEDY_CHARS}
 
 
 def host_reference(files, case, kernels, windows, workdir, tflite_python):
@@ -79,7 +94,7 @@ def host_reference(files, case, kernels, windows, workdir, tflite_python):
         runtime, (command, env) = case.runtime, host_command(tflite_python, workdir)
     else:
         runtime, (command, env) = EXPORT_FORMATS[case.format].gate_backend, host_command()
-    host_case = Case(case.file, case.format, case.mode, runtime, kernels or "auto")
+    host_case = replace(case, runtime=runtime, kernels=kernels or "auto")
     outcome = run_probe(command, probe_request(files, host_case, windows), workdir, env=env)
     if outcome.status != "ok":
         raise CarolError(f"{case.file} does not run on this host with {runtime}: {outcome.note}")
@@ -113,8 +128,9 @@ def check(out, cache, reduced=False, cpus=tuple(CPUS), tflite_python=None, log=p
     files, rows = exported_files(cache)
     results = []
     with tempfile.TemporaryDirectory() as workdir:
-        windows = Path(workdir) / "windows.npy"
-        np.save(windows, held_out_set(read_model_file(carolgen.DEFAULT_CHECKPOINT).info, count=20)[0])
+        windows = {stem: Path(workdir) / f"windows-{stem}.npy" for stem in CHECKPOINTS}
+        for stem, (checkpoint, _) in CHECKPOINTS.items():
+            np.save(windows[stem], held_out_set(read_model_file(checkpoint).info, count=20)[0])
         hosts = {}
         for case in cases(rows, set(pythons), reduced):
             python = pythons[case.runtime]

@@ -34,7 +34,8 @@ def write_matrix(out, results, facts, timeout_s, greedy_chars):
     cores = " and ".join(f"a {name} core ({cpu})" for cpu, name in cpus.items())
     tolerances = ", ".join(f"{mode.name} {mode.pi_tolerance:g}" for mode in MODES.values())
     scope = (f"the reduced set ({len(results)} cases: one file per runtime)" if facts["reduced"]
-             else f"every accepted file on every runtime ({len(results)} cases)")
+             else f"every accepted file of the bundled model, and the bundled seed-architecture model's fp32 files, "
+                  f"on every runtime ({len(results)} cases)")
     title = "Raspberry Pi (aarch64) compatibility matrix" + (" (reduced set)" if facts["reduced"] else "")
     write_text_atomic(out / "PI.md", f"""# {title}
 

@@ -6,8 +6,9 @@ RSS are what a device running that file would see, and it runs under another Pyt
 needs numpy < 2; the emulated Pi's) with only carolgen's runtime and bench on its path.
 
 The request: model, backend, kernels (auto | reference | optimised), windows (.npy of inputs whose
-probabilities are saved to probs_out), primes (greedy texts of greedy_chars each) and, for a timed row,
-timing {iterations, warmup, generate_chars}. Prints one JSON object.
+probabilities are saved to probs_out), primes (greedy texts of greedy_chars each), for a timed row
+timing {iterations, warmup, generate_chars}, and for a quality row samples {length and generate()'s
+sampling options}: the texts the word rate is measured on. Prints one JSON object.
 """
 import json
 import resource
@@ -90,6 +91,10 @@ def main(path):
         np.save(request["probs_out"], np.concatenate([backend.probs(np.ascontiguousarray(w[None])) for w in windows]))
         generator = Generator(backend)
         result["greedy"] = [generator.generate(p, request["greedy_chars"], temperature=0) for p in request["primes"]]
+    if request.get("samples"):
+        options = dict(request["samples"])
+        texts = Generator(backend).generate("", options.pop("length"), **options)
+        result["samples"] = texts if isinstance(texts, list) else [texts]
     print(json.dumps(result))
 
 

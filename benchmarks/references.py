@@ -15,6 +15,22 @@ def keras_to_onnx_gates(matrix, units):
     return np.concatenate([i, o, f, c], axis=-1)
 
 
+def window_input(weights, window):
+    """(graph input, nodes turning it into the LSTM's time-major [seq, batch, features] input, initializers).
+
+    The seed architecture feeds floats [batch, window, 1]; the embedding architecture feeds int32 indices
+    [batch, window] through a Gather of its embedding table."""
+    from onnx import TensorProto, helper
+    # onnxruntime's CPU LSTM takes time-major input only (layout 0): [seq, batch, input].
+    if "embedding" not in weights:
+        return (helper.make_tensor_value_info("window", TensorProto.FLOAT, ["batch", window, 1]),
+                [helper.make_node("Transpose", ["window"], ["window_tm"], perm=[1, 0, 2])], {})
+    return (helper.make_tensor_value_info("window", TensorProto.INT32, ["batch", window]),
+            [helper.make_node("Gather", ["embedding_table", "window"], ["embedded"]),
+             helper.make_node("Transpose", ["embedded"], ["window_tm"], perm=[1, 0, 2])],
+            {"embedding_table": weights["embedding"][0]})
+
+
 def hand_built_onnx(model, metadata):
     """Bytes of an ONNX model computing the carol model with the native LSTM op and plain MatMuls."""
     import onnx
@@ -24,7 +40,9 @@ def hand_built_onnx(model, metadata):
     units = recurrent.shape[0]
     window = model.inputs[0].shape[1]
     vocab = weights["output"][1].shape[0]
+    graph_input, input_nodes, input_tensors = window_input(weights, window)
     tensors = {
+        **input_tensors,
         "W": keras_to_onnx_gates(kernel, units).T[None], "R": keras_to_onnx_gates(recurrent, units).T[None],
         "B": np.concatenate([keras_to_onnx_gates(bias, units), np.zeros(4 * units, np.float32)])[None],
         "score_w": weights["attention_score_vec"][0], "vector_w": weights["attention_vector"][0],
@@ -32,9 +50,7 @@ def hand_built_onnx(model, metadata):
         **{f"axis{k}": np.array([k], np.int64) for k in (0, 1, 2)}, "axis_last": np.array([-1], np.int64),
     }
     node = helper.make_node
-    nodes = [
-        # onnxruntime's CPU LSTM takes time-major input only (layout 0): [seq, batch, input].
-        node("Transpose", ["window"], ["window_tm"], perm=[1, 0, 2]),
+    nodes = input_nodes + [
         node("LSTM", ["window_tm", "W", "R", "B"], ["Y", "Y_h"], hidden_size=units),
         node("Transpose", ["Y"], ["Y_bm"], perm=[2, 0, 1, 3]),
         node("Squeeze", ["Y_bm", "axis2"], ["hidden"]), node("Squeeze", ["Y_h", "axis0"], ["h_t"]),
@@ -52,7 +68,7 @@ def hand_built_onnx(model, metadata):
     ]
     graph = helper.make_graph(
         nodes, "carol_hand_built",
-        [helper.make_tensor_value_info("window", TensorProto.FLOAT, ["batch", window, 1])],
+        [graph_input],
         [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch", vocab]),
          helper.make_tensor_value_info("attention_weight", TensorProto.FLOAT, ["batch", window])],
         [numpy_helper.from_array(np.asarray(v), k) for k, v in tensors.items()])

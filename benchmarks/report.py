@@ -10,10 +10,10 @@ from carolgen.runtime.atomic import write_text_atomic
 
 COLUMNS = ["row", "status", "size_kb", "load_s", "p50_us", "p90_us", "p99_us", "chars_per_s", "peak_rss_mb",
            "speedup_vs_seed", "max_abs_dp", "top1", "mean_kl", "greedy_median", "perplexity", "perplexity_change",
-           "note"]
+           "word_rate", "note"]
 
 
-KEY = ("kind", "format", "mode", "runtime")
+KEY = ("checkpoint", "kind", "format", "mode", "runtime")
 
 
 def label(plan):
@@ -21,10 +21,12 @@ def label(plan):
 
 
 def find(rows, kind, fmt, mode="fp32", runtime=None):
-    """The row with that identity (runtime None: the format's first measured row), or an empty dict."""
+    """The main checkpoint's (the first's) measured row with that identity (runtime None: the format's
+    first), or an empty dict."""
+    main = rows[0]["key"][0] if rows else None
     for row in rows:
-        k, f, m, r = row["key"]
-        if (k, f, m) == (kind, fmt, mode) and runtime in (None, r) and row.get("p50_us"):
+        c, k, f, m, r = row["key"]
+        if (c, k, f, m) == (main, kind, fmt, mode) and runtime in (None, r) and row.get("p50_us"):
             return row
     return {}
 
@@ -54,13 +56,15 @@ def _cell(value, key):
         return value
     formats = {"max_abs_dp": "{:.1e}", "mean_kl": "{:.1e}", "top1": "{:.3f}", "load_s": "{:.3f}",
                "speedup_vs_seed": "{:,.0f}×", "perplexity": "{:.2f}", "perplexity_change": "{:+.3f}",
+               "word_rate": "{:.2f}",
                "chars_per_s": "{:,.0f}", "greedy_median": "{:.0f}"}
     return formats.get(key, "{:,.1f}").format(value)
 
 
 def markdown_table(rows):
     header = ["row", "status", "size KB", "load s", "p50 µs", "p90 µs", "p99 µs", "chars/s", "peak RSS MB",
-              "× seed loop", "max abs dp", "top-1", "mean KL", "greedy /200", "perplexity", "Δ ppl", "note"]
+              "× seed loop", "max abs dp", "top-1", "mean KL", "greedy /200", "perplexity", "Δ ppl", "word rate",
+              "note"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         lines.append("| " + " | ".join(_cell(row[k], k) for k in COLUMNS) + " |")
@@ -114,6 +118,7 @@ def charts(out, rows):
 
 
 def write_report(out, machine, settings, quick, export_rows, results, tool, starts, keras_perplexity):
+    """`keras_perplexity`: {checkpoint stem: the Keras model's held-out perplexity}."""
     out.mkdir(parents=True, exist_ok=True)
     rows = table_rows(results)
     document = {"machine": machine, "settings": settings, "quick": quick, "keras_perplexity": keras_perplexity,
@@ -145,6 +150,7 @@ def markdown(machine, settings, quick, rows, tool, starts, keras_perplexity, exp
         tool_lines.append(f"- {name}: LiteRT tool median {median_us:.0f} µs, ours p50 {ours:.1f} µs "
                           f"(ratio {ratio:.2f}): {verdict}")
     unsupported = [f"- {r['file']}: {r['status']}: {r['reason']}" for r in export_rows if r["status"] != "accepted"]
+    perplexities = ", ".join(f"{stem} {value:.2f}" for stem, value in keras_perplexity.items())
     return f"""# carol-bench report{' (quick run: CI-sized, not for quoting)' if quick else ''}
 
 Machine: {machine['cpu']}, {machine['cores']} cores, Python {machine['python']}, {machine['platform']}.
@@ -155,8 +161,10 @@ forward pass (set input, invoke, read output) after {settings['warmup']} warm-up
 {settings['iterations']} calls (the seed loop: {settings['seed_loop_iterations']}); chars/s is greedy generation of
 {settings['generate_chars']} characters ({settings['seed_loop_chars']} for the seed loop) through carolgen's loop;
 peak RSS is that process's maximum resident set after generating. Fidelity is against the Keras model on
-held-out windows (Keras perplexity {keras_perplexity:.2f}); greedy agreement is the median, over the primes, of how
-many of 200 greedy characters match Keras's.
+held-out windows (Keras perplexity: {perplexities}); greedy agreement is the median, over the primes, of how
+many of 200 greedy characters match Keras's. Word rate: the share of the words each row writes (temperature 0.7,
+top-p 0.9, five samples of {settings['word_rate_chars']:,} characters, fixed seed) that occur in the training lyrics;
+it shows what a format or quantisation does to the text, not only to the probabilities.
 
 ## Speed targets
 {speed_targets(rows, starts)}

@@ -1,11 +1,12 @@
 """What carol-bench measures: one Plan per row, derived from the export rows and the runtime's backend table.
 
-A row is identified by (kind, format, mode, runtime), never by its display label, so the report finds its
-rows whatever the checkpoint is called.
+A row is identified by (checkpoint, kind, format, mode, runtime), never by its display label, so the report
+finds its rows whatever the checkpoint is called.
 """
 import sys
 from dataclasses import asdict, dataclass, field
 
+from carolgen.quality import word_rate_of
 from carolgen.runtime.backends import BACKENDS
 
 from .runner import host_command, run_probe
@@ -20,6 +21,7 @@ class Plan:
     """One row to measure."""
 
     kind: str  # baseline | keras | file | reference
+    checkpoint: str  # the stem of the checkpoint the row belongs to
     model: str
     runtime: str
     format: str
@@ -29,10 +31,6 @@ class Plan:
     python: str = sys.executable
     fidelity: bool = True
     name: str = ""  # the file's name, or the row's description for baselines and references
-
-    @property
-    def key(self):
-        return (self.kind, self.format, self.mode, self.runtime)
 
     @property
     def label(self):
@@ -47,7 +45,7 @@ class Result:
     figures: dict = field(default_factory=dict)
 
 
-def file_plans(export_rows, files_dir, tflite_python):
+def file_plans(export_rows, files_dir, tflite_python, stem):
     """A row for every exported file on every runtime backend of its format that the bench measures."""
     plans = []
     for row in export_rows:
@@ -55,24 +53,29 @@ def file_plans(export_rows, files_dir, tflite_python):
             continue
         for backend in (b for b in BACKENDS.values() if b.format == row.format and b.name in BENCH_PYTHON):
             python = sys.executable if BENCH_PYTHON[backend.name] == "host" else (tflite_python or "")
-            plans.append(Plan("file", str(files_dir / row.file), backend.name, row.format, row.mode, row.status,
-                              row.size, python, name=row.file))
+            plans.append(Plan("file", stem, str(files_dir / row.file), backend.name, row.format, row.mode,
+                              row.status, row.size, python, name=row.file))
     return plans
 
 
-def baseline_plans(checkpoint):
-    return [Plan("baseline", str(checkpoint), "keras-predict", "keras", fidelity=False,
-                 name="seed loop (Keras predict per char)"),
-            Plan("keras", str(checkpoint), "keras", "keras", fidelity=False, name="Keras (tf.function)")]
+def baseline_plans(checkpoint, seed_loop=True):
+    """The Keras rows of a checkpoint: under tf.function, and (seed_loop) the seed project's predict loop."""
+    stem = checkpoint.stem
+    keras = Plan("keras", stem, str(checkpoint), "keras", "keras", fidelity=False,
+                 name=f"{checkpoint.name}: Keras (tf.function)")
+    if not seed_loop:
+        return [keras]
+    return [Plan("baseline", stem, str(checkpoint), "keras-predict", "keras", fidelity=False,
+                 name=f"{checkpoint.name}: seed loop (Keras predict per char)"), keras]
 
 
-def reference_plans(references):
+def reference_plans(references, stem):
     """Rows for the speed references: {description: (path, format, runtime backend)}."""
-    return [Plan("reference", str(path), runtime, fmt, size=path.stat().st_size, name=description)
+    return [Plan("reference", stem, str(path), runtime, fmt, size=path.stat().st_size, name=description)
             for description, (path, fmt, runtime) in references.items()]
 
 
-def measure(plan, shared, settings, workdir, reference):
+def measure(plan, shared, settings, workdir, reference, known_words):
     """Run one plan's probe; a crash, timeout or refusal is the row's note, never raised."""
     if not plan.python:
         return Result(asdict(plan), False, "not measured: no --python-tflite-runtime given (it needs numpy<2, "
@@ -82,12 +85,15 @@ def measure(plan, shared, settings, workdir, reference):
                "primes": shared["primes"] if plan.fidelity else [], "greedy_chars": shared["greedy_chars"],
                "timing": {"iterations": settings["seed_loop_iterations" if baseline else "iterations"],
                           "warmup": settings["warmup"],
-                          "generate_chars": settings["seed_loop_chars" if baseline else "generate_chars"]}}
+                          "generate_chars": settings["seed_loop_chars" if baseline else "generate_chars"]},
+               "samples": None if baseline else shared["samples"]}
     command, env = host_command(plan.python, workdir)
     outcome = run_probe(command, request, workdir, env=env)
     if outcome.status != "ok":
         return Result(asdict(plan), False, outcome.note)
     figures = dict(outcome.result)
+    if figures.get("samples"):
+        figures["word_rate"] = word_rate_of(figures.pop("samples"), known_words)
     if plan.fidelity:
         figures.update(fidelity(reference, outcome.probs, figures["greedy"]))
     return Result(asdict(plan), True, figures=figures)

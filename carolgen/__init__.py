@@ -8,3 +8,5 @@ __version__ = "0.1.0"
 
 MODELS_DIR = Path(__file__).parent / "models"
 DEFAULT_CHECKPOINT = MODELS_DIR / "model.keras"
+# The seed project's architecture, trained on the same corpus and split: the baseline every report keeps.
+SEED_CHECKPOINT = MODELS_DIR / "seed.keras"

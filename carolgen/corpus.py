@@ -1,4 +1,5 @@
 """Lyrics in, training windows out: load a folder of songs, split whole songs into train / held-out."""
+import difflib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,28 +53,56 @@ def load_lyrics(folder=None, **normalise_options):
     return Corpus(songs, str(folder))
 
 
+MIN_HELD_OUT = 8  # songs, once a corpus has twice as many: a held-out loss not decided by the luck of a few
+
+
 def split_songs(corpus, held_out_fraction=0.1, seed=0):
-    """Choose whole songs to hold out (seeded); returns (train_names, held_out_names), both sorted."""
+    """Choose whole songs to hold out (seeded); returns (train_names, held_out_names), both sorted.
+
+    At least `held_out_fraction` of the songs, and at least MIN_HELD_OUT where the corpus has twice that."""
     names = sorted(corpus.songs)
     if len(names) < 2:
         raise CarolError("need at least two songs: one to train on and one to hold out")
     count = max(1, round(len(names) * held_out_fraction))
+    if len(names) >= 2 * MIN_HELD_OUT:
+        count = max(count, MIN_HELD_OUT)
+    if count >= len(names):
+        raise CarolError(f"holding out {held_out_fraction:g} of {len(names)} songs leaves none to train on")
     held = sorted(np.random.default_rng(seed).choice(names, size=count, replace=False).tolist())
     return [n for n in names if n not in held], held
 
 
-def song_windows(vocab, songs, window=WINDOW):
+def split_warnings(corpus, train_names, held_names, near_duplicate=0.5):
+    """What a user should know about a split: characters only the held-out songs use, and held-out songs
+    that nearly duplicate a training song (difflib ratio of their word sequences above `near_duplicate`)."""
+    warnings = []
+    train_chars = set("".join(corpus.songs[n] for n in train_names))
+    held_only = sorted(set("".join(corpus.songs[n] for n in held_names)) - train_chars)
+    if held_only:
+        warnings.append(f"characters only in held-out songs (the model never sees them in training): "
+                        f"{' '.join(repr(c) for c in held_only)}")
+    words = {name: corpus.songs[name].split() for name in corpus.songs}
+    for held in held_names:
+        for trained in train_names:
+            ratio = difflib.SequenceMatcher(None, words[held], words[trained], autojunk=False).ratio()
+            if ratio > near_duplicate:
+                warnings.append(f"held-out song {held} nearly duplicates training song {trained} "
+                                f"(difflib ratio {ratio:.2f}): its held-out loss will flatter the model")
+    return warnings
+
+
+def song_windows(vocab, songs, encoding, window=WINDOW):
     """Every (window, next character) pair of the songs, each song left-padded with the pad character.
 
-    Returns x: float32 (N, window, 1) and y: int32 (N,). The padding teaches the model how songs begin, and
-    is the same padding the runtime gives a short prime.
+    Returns x: the model inputs (N, window, ...) in `encoding`, and y: int32 (N,). The padding teaches the
+    model how songs begin, and is the same padding the runtime gives a short prime.
     """
     xs, ys = [], []
     for song in songs:
         indices = vocab.index(vocab.pad_char * window + song)
         starts = np.arange(len(song))
         positions = starts[:, None] + np.arange(window)[None, :]
-        xs.append(vocab.values(indices[positions]))
+        xs.append(encoding.values(indices[positions], vocab))
         ys.append(indices[starts + window])
-    return np.concatenate(xs)[:, :, None], np.concatenate(ys).astype(np.int32)
+    return encoding.inputs(np.concatenate(xs)), np.concatenate(ys).astype(np.int32)
 

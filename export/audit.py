@@ -4,10 +4,11 @@ from dataclasses import dataclass, field
 FORBIDDEN = {"tflite": {"WHILE"}, "onnx": {"Loop", "Scan"}}
 
 # Highest operator versions seen to load and run on tflite-runtime 2.14.0 (x86-64, numpy 1.26), from the
-# files carol-export writes (fp32, fp16, dynamic-compat, int8 all loaded; dynamic's FULLY_CONNECTED v12 did not).
+# files carol-export writes (fp32, fp16, dynamic-compat, int8 all loaded; dynamic's FULLY_CONNECTED v12 did not;
+# GATHER v1 (fp32) and v2 (int8), the embedding architecture's input, loaded and ran).
 # An op missing here, or newer, is reported as not known to load there.
 TFLITE_RUNTIME_214 = {
-    "ADD": 2, "BATCH_MATMUL": 2, "CONCATENATION": 2, "DEQUANTIZE": 3, "FULLY_CONNECTED": 9, "LOGISTIC": 2,
+    "ADD": 2, "BATCH_MATMUL": 2, "CONCATENATION": 2, "DEQUANTIZE": 3, "FULLY_CONNECTED": 9, "GATHER": 2, "LOGISTIC": 2,
     "MUL": 2, "PACK": 2, "QUANTIZE": 1, "RESHAPE": 1, "SOFTMAX": 2, "SPLIT": 2, "STRIDED_SLICE": 2, "TANH": 2,
     "UNPACK": 2,
 }

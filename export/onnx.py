@@ -32,8 +32,8 @@ def convert(twin, mode, calibration=None, opset=17):
     import tf2onnx
     if mode not in RECIPES:
         raise CarolError(f"ONNX export has no recipe for mode {mode!r}")
-    window = twin.inputs[0].shape[1]
-    spec = [tf.TensorSpec([None, window, 1], tf.float32, name=INPUT_NAME)]
+    window_input = twin.inputs[0]  # (batch, window, 1) float32 or (batch, window) int32: the model's encoding
+    spec = [tf.TensorSpec([None, *window_input.shape[1:]], window_input.dtype, name=INPUT_NAME)]
     proto, _ = tf2onnx.convert.from_keras(twin, input_signature=spec, opset=opset)
     return RECIPES[mode](proto, calibration)
 

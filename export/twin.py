@@ -8,15 +8,9 @@ layers, names and weight order are the checkpoint's by construction.
 from carolgen.model import ModelConfig, build_model
 
 
-def model_config(info):
-    """The ModelConfig recorded in a checkpoint's metadata."""
-    fields = ModelConfig.__dataclass_fields__
-    return ModelConfig(**{k: v for k, v in info.document["model"].items() if k in fields})
-
-
 def make_twin(model, info, batch_size=None, unroll=False):
     """A tf_keras model with `model`'s weights, returning (probabilities, attention weights)."""
     import tf_keras
-    twin = build_model(model_config(info), tf_keras, batch_size=batch_size, unroll=unroll)
+    twin = build_model(ModelConfig.from_dict(info.document["model"]), tf_keras, batch_size=batch_size, unroll=unroll)
     twin.set_weights(model.get_weights())
     return tf_keras.Model(twin.inputs, [twin.output, twin.get_layer("attention_weight").output])

@@ -1,24 +1,26 @@
 """Real lyrics windows for calibration (training songs) and for the parity gate (held-out songs)."""
-from pathlib import Path
-
 import numpy as np
 
 from carolgen.corpus import load_lyrics, song_windows
+from carolgen.runtime.errors import CarolError
 
 PRIME_COUNT = 5
 
 
 def _corpus(info, lyrics_dir):
-    """The given folder, else the folder the checkpoint was trained on, else the built-in lyrics."""
-    if lyrics_dir is None:
-        trained_on = info.document.get("training", {}).get("lyrics")
-        lyrics_dir = trained_on if trained_on and Path(trained_on).is_dir() else None
+    """The folder the user named, else the built-in lyrics. Never a folder named inside the checkpoint:
+    a file's metadata must not choose what the exporter reads."""
     return load_lyrics(lyrics_dir, **info.normalisation)
 
 
 def _songs(info, corpus, role):
     """Songs of the role ('train_songs' or 'held_out_songs') recorded in training, else all of them."""
-    names = [n for n in info.document.get("training", {}).get(role, []) if n in corpus.songs]
+    training = info.document.get("training", {})
+    recorded = training.get(role, [])
+    names = [n for n in recorded if n in corpus.songs]
+    if recorded and not names:
+        raise CarolError(f"none of the checkpoint's {role.replace('_', ' ')} are in {corpus.source}: it was trained "
+                         f"on a lyrics folder named {training.get('lyrics')!r}; pass it with --calibration-lyrics")
     chosen = names or sorted(corpus.songs)
     return [info.vocab.clean(corpus.songs[n], "drop") for n in chosen]
 
@@ -35,7 +37,7 @@ def _pick(count, seed, *arrays):
 def calibration_windows(info, lyrics_dir=None, count=500, seed=0):
     """(windows float32 (N, window, 1), description for the metadata) from the training songs."""
     corpus = _corpus(info, lyrics_dir)
-    windows, _ = song_windows(info.vocab, _songs(info, corpus, "train_songs"), info.window)
+    windows, _ = song_windows(info.vocab, _songs(info, corpus, "train_songs"), info.encoding, info.window)
     picked, = _pick(count, seed, windows)
     return picked, {"source": corpus.source, "windows": int(len(picked)), "seed": seed, "songs": "training"}
 
@@ -46,7 +48,7 @@ def held_out_set(info, lyrics_dir=None, count=500, seed=1):
     The primes are the start of a song, then 40-character snippets of held-out songs."""
     corpus = _corpus(info, lyrics_dir)
     songs = _songs(info, corpus, "held_out_songs")
-    windows, targets = song_windows(info.vocab, songs, info.window)
+    windows, targets = song_windows(info.vocab, songs, info.encoding, info.window)
     windows, targets = _pick(count, seed, windows, targets)
     starts = [(song, int(len(song) * fraction)) for fraction in (0, 0.5, 0.25, 0.75) for song in songs]
     openings = [song[start:start + 40] for song, start in starts]

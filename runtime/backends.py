@@ -1,6 +1,6 @@
 """Backends: one small class per interpreter family, all behind one call.
 
-    probs(windows: float32 (B, window, 1)) -> float32 (B, vocab_size)
+    probs(windows: (B, window, ...) as the file's input encoding says) -> float32 (B, vocab_size)
 
 BACKENDS is the one table of interpreters: the format each runs, the module imported when it is chosen
 (availability is checked with find_spec, which imports nothing), and the class that wraps it. A format's
@@ -122,15 +122,18 @@ class TfliteBackend:
         if batch == self.batch:
             return True
         try:
-            self.interpreter.resize_tensor_input(self.input, [batch, self.window, 1], strict=False)
+            self.interpreter.resize_tensor_input(self.input, self._shape(batch), strict=False)
             self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError):
-            self.interpreter.resize_tensor_input(self.input, [self.batch, self.window, 1], strict=False)
+            self.interpreter.resize_tensor_input(self.input, self._shape(self.batch), strict=False)
             self.interpreter.allocate_tensors()
             return False
         self.batch = batch
         self._find_outputs()
         return True
+
+    def _shape(self, batch):
+        return [batch, self.window, *self.info.encoding.per_position]
 
     def probs(self, windows):
         self.interpreter.set_tensor(self.input, windows)

@@ -10,7 +10,7 @@ from .cli_common import ArgumentParser, run_command
 from .encoding import UNKNOWN_POLICIES, normalise
 from .errors import CarolError
 from .generate import check_run, load, new_seed
-from .sampling import check_sampling
+from .sampling import DEFAULT_SAMPLING, check_sampling
 
 EXAMPLES = """examples:
   carol-generate --prime "bells across the" --length 300 --temperature 0.7
@@ -26,9 +26,13 @@ def parse_args(argv):
     parser.add_argument("--model", help="a .tflite, .onnx or .keras file (default: the bundled model)")
     parser.add_argument("--prime", default="", help="text to start from (default: the start of a song)")
     parser.add_argument("--length", type=int, default=400, help="characters to write per sample")
-    parser.add_argument("--temperature", type=float, default=0.7, help="0 = greedy; higher = wilder")
-    parser.add_argument("--top-k", type=int, default=0, help="sample from the k likeliest characters (0 = all)")
-    parser.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (1 = off)")
+    parser.add_argument("--temperature", type=float, default=DEFAULT_SAMPLING["temperature"],
+                        help="0 = greedy (a small character model's greedy text loops: 'the snow and the snow and "
+                             "...'); higher = wilder")
+    parser.add_argument("--top-k", type=int, default=DEFAULT_SAMPLING["top_k"],
+                        help="sample from the k likeliest characters (0 = all)")
+    parser.add_argument("--top-p", type=float, default=DEFAULT_SAMPLING["top_p"],
+                        help="nucleus sampling mass (1 = off)")
     parser.add_argument("--seed", type=int, help="random seed (printed when not given)")
     parser.add_argument("--num-samples", type=int, default=1, help="continuations to write, as one batch")
     parser.add_argument("--backend", help=f"{', '.join(BACKENDS)} (default: the first installed for the file)")

@@ -7,12 +7,13 @@ from .errors import EXIT_BAD_INPUT, CarolError
 
 
 def run_command(body):
-    """Run a command's body; CarolError becomes 'prog: error: message' and exit 2, Ctrl-C exit 130."""
+    """Run a command's body; CarolError becomes 'prog: error: message' and its exit code (2 for bad input,
+    1 for a failed check), Ctrl-C exit 130."""
     try:
         return body() or 0
     except CarolError as error:
         print(f"{_prog()}: error: {error}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return error.exit_code
     except KeyboardInterrupt:
         print(f"{_prog()}: interrupted", file=sys.stderr)
         return 130
@@ -24,11 +25,21 @@ def _prog():
     return os.path.basename(sys.argv[0]) or "carolgen"
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Examples kept as written; each option's default shown, unless its help already says it or it has none."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "default" in text or action.default in (None, False, argparse.SUPPRESS) or not action.option_strings:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 class ArgumentParser(argparse.ArgumentParser):
-    """argparse with examples kept as written, and a usage error as one line (exit 2)."""
+    """argparse with examples kept as written, defaults shown, and a usage error as one line (exit 2)."""
 
     def __init__(self, *args, **kwargs):
-        kwargs.setdefault("formatter_class", argparse.RawDescriptionHelpFormatter)
+        kwargs.setdefault("formatter_class", HelpFormatter)
         super().__init__(*args, **kwargs)
 
     def error(self, message):

@@ -1,7 +1,9 @@
 """The encoding contract, defined once for training and for every device.
 
-A model sees a window of `window` characters, each fed as ``index / vocab_size`` (a single float per
-position, input shape (window, 1)). The vocabulary is the sorted set of the training corpus's characters.
+A model sees a window of `window` characters. How each character is fed is the model's input encoding,
+recorded in its metadata and looked up in ENCODINGS: the seed architecture takes ``index / vocab_size``
+(one float32 per position, input shape (window, 1)); the embedding architecture takes the index itself
+(int32, input shape (window,)). The vocabulary is the sorted set of the training corpus's characters.
 
 Padding: a prime shorter than the window is left-padded with the pad character, a space. Training pads the
 start of every song the same way (see carolgen.corpus.song_windows), so an empty or short prime looks
@@ -51,10 +53,6 @@ class Vocab:
     def decode(self, indices):
         return "".join(self.chars[i] for i in indices)
 
-    def values(self, indices):
-        """The model's input values for some indices: index / vocab_size as float32."""
-        return (np.asarray(indices, dtype=np.float32) / np.float32(self.size)).astype(np.float32)
-
     def clean(self, text, unknown="error"):
         """Apply the unknown-character policy: 'error' (default), 'drop' them, or 'replace' with the pad."""
         if unknown not in UNKNOWN_POLICIES:
@@ -77,14 +75,46 @@ class Vocab:
         return self.index(text)
 
 
-def encode_windows(vocab, texts, window=WINDOW):
-    """Model input for a batch of texts: float32 (len(texts), window, 1), each text padded or cut to fit."""
-    rows = [vocab.values(vocab.window_indices(t, window)) for t in texts]
-    return np.stack(rows)[:, :, None]
+@dataclass(frozen=True)
+class InputEncoding:
+    """One row of the encoding table: how character indices become a model's input."""
+
+    name: str  # what the metadata's "encoding" field says
+    dtype: type
+    per_position: tuple  # the input's shape per window position: (1,) one float, () one index
+    scaled: bool  # divided by the vocabulary size
+
+    @property
+    def keras_dtype(self):
+        return np.dtype(self.dtype).name
+
+    def values(self, indices, vocab):
+        """The model's input values for some indices (any shape), without the per-position axis."""
+        values = np.asarray(indices).astype(self.dtype)
+        return values / self.dtype(vocab.size) if self.scaled else values
+
+    def inputs(self, values):
+        """Values (batch, window) shaped as the model's input (batch, window, *per_position)."""
+        return values.reshape(values.shape + self.per_position)
 
 
-NORMALISE_DEFAULTS = {"lowercase": True, "strip_tags": True, "newlines_to_spaces": True,
+ENCODINGS = {e.name: e for e in (
+    InputEncoding("index/vocab_size", np.float32, (1,), scaled=True),
+    InputEncoding("index", np.int32, (), scaled=False),
+)}
+
+
+def encode_windows(vocab, texts, encoding, window=WINDOW):
+    """Model input for a batch of texts, each padded or cut to the window."""
+    rows = [encoding.values(vocab.window_indices(t, window), vocab) for t in texts]
+    return encoding.inputs(np.stack(rows))
+
+
+NORMALISE_DEFAULTS = {"fold_typography": True, "lowercase": True, "strip_tags": True, "newlines_to_spaces": True,
                       "commas_to_spaces": True, "collapse_spaces": True}
+# Typographic quotes and dashes -> their ASCII forms, so a lyric pasted from a word processor uses the
+# characters the model was trained on.
+TYPOGRAPHY = str.maketrans({"\u2019": "'", "\u2018": "'", "\u201c": '"', "\u201d": '"', "\u2013": "-", "\u2014": "-"})
 
 
 def normalise(text, **options):
@@ -93,6 +123,8 @@ def normalise(text, **options):
     if unknown:
         raise CarolError(f"unknown normalisation option(s): {', '.join(sorted(unknown))}")
     steps = {**NORMALISE_DEFAULTS, **options}
+    if steps["fold_typography"]:
+        text = text.translate(TYPOGRAPHY)
     if steps["lowercase"]:
         text = text.lower()
     if steps["strip_tags"]:

@@ -1,6 +1,6 @@
 """The generation loop: roll the window, ask the backend, let the sampler pick, stream characters.
 
-The whole text (window + output) lives in one preallocated float32 array per run; each step's window is a
+The whole text (window + output) lives in one preallocated array of model inputs per run; each step's window is a
 view into it, so the loop allocates nothing per character beyond what the interpreter returns.
 """
 import secrets
@@ -12,7 +12,7 @@ import numpy as np
 from .backends import open_backend
 from .encoding import normalise
 from .errors import CarolError
-from .sampling import check_sampling, sample
+from .sampling import DEFAULT_SAMPLING, check_sampling, sample
 
 
 @dataclass
@@ -45,8 +45,8 @@ class Generator:
 
     def __init__(self, backend):
         self.backend = backend
-        self.vocab, self.window = backend.vocab, backend.window
-        self._values = backend.vocab.values(np.arange(backend.vocab.size))
+        self.vocab, self.window, self.encoding = backend.vocab, backend.window, backend.info.encoding
+        self._values = self.encoding.values(np.arange(self.vocab.size), self.vocab)
         self.timing = Timing()
         self.attention = []
 
@@ -54,20 +54,20 @@ class Generator:
         """The prime as the model sees it: normalised like its training text, unknown characters handled."""
         return self.vocab.clean(normalise(prime, **self.backend.info.normalisation), unknown)
 
-    def stream(self, prime="", length=200, temperature=1.0, top_k=0, top_p=1.0, seed=None, num_samples=1,
-               unknown="error", attention=False):
+    def stream(self, prime="", length=200, temperature=DEFAULT_SAMPLING["temperature"], top_k=DEFAULT_SAMPLING["top_k"],
+               top_p=DEFAULT_SAMPLING["top_p"], seed=None, num_samples=1, unknown="error", attention=False):
         """Yield, for each step, a list of `num_samples` characters. Temperature 0 is greedy."""
         check_sampling(temperature, top_k, top_p)
         check_run(length, num_samples)
         rng = np.random.default_rng(seed)
         prime = self.prepare_prime(prime, unknown)
-        text = np.empty((num_samples, self.window + length), dtype=np.float32)
-        text[:, :self.window] = self.vocab.values(self.vocab.window_indices(prime, self.window))
+        text = np.empty((num_samples, self.window + length), dtype=self.encoding.dtype)
+        text[:, :self.window] = self.encoding.values(self.vocab.window_indices(prime, self.window), self.vocab)
         step, batch_mode = self._step_function(num_samples, attention)
         self.timing, self.attention = Timing(samples=num_samples, batch_mode=batch_mode), []
         start = time.perf_counter()
         for t in range(length):
-            probs = step(text[:, t:t + self.window, None])
+            probs = step(self.encoding.inputs(text[:, t:t + self.window]))
             picks = sample(probs, temperature, top_k, top_p, rng)
             text[:, self.window + t] = self._values[picks]
             if t == 0:

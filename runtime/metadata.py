@@ -7,18 +7,17 @@ so a file on a device explains itself.
 import json
 from dataclasses import dataclass
 
-from .encoding import NORMALISE_DEFAULTS, Vocab
+from .encoding import ENCODINGS, NORMALISE_DEFAULTS, Vocab
 from .errors import CarolError
 
 METADATA_KEY = "carolgen"
 FORMAT_VERSION = 1
-ENCODING = "index/vocab_size"
 
 
-def make_metadata(vocab, window, model_config, **sections):
+def make_metadata(vocab, window, encoding, model_config, **sections):
     """A new metadata document; `sections` (training, export, normalisation, ...) are added as given."""
     return {"format": "carolgen", "format_version": FORMAT_VERSION, "vocab": vocab.chars, "window": window,
-            "encoding": ENCODING, "pad_char": vocab.pad_char, "model": dict(model_config),
+            "encoding": encoding.name, "pad_char": vocab.pad_char, "model": dict(model_config),
             "normalisation": dict(NORMALISE_DEFAULTS), **sections}
 
 
@@ -30,6 +29,7 @@ class ModelInfo:
     window: int
     normalisation: dict
     document: dict
+    encoding: object  # the model's InputEncoding (runtime/encoding.py)
 
 
 def parse_metadata(text, source):
@@ -43,15 +43,17 @@ def parse_metadata(text, source):
     if doc.get("format_version") != FORMAT_VERSION:
         raise CarolError(f"{source}: metadata format version {doc.get('format_version')} is not supported "
                          f"(this carolgen reads version {FORMAT_VERSION}); upgrade carolgen or re-export")
-    if doc.get("encoding") != ENCODING:
-        raise CarolError(f"{source}: unknown input encoding {doc.get('encoding')!r}")
+    if doc.get("encoding") not in ENCODINGS:
+        raise CarolError(f"{source}: unknown input encoding {doc.get('encoding')!r} "
+                         f"(this carolgen knows {', '.join(ENCODINGS)})")
     try:
         vocab, window = Vocab(doc["vocab"]), int(doc["window"])
     except (KeyError, TypeError, ValueError):
         raise CarolError(f"{source}: the metadata lacks a usable vocab or window") from None
     if vocab.pad_char != doc.get("pad_char"):
         raise CarolError(f"{source}: the metadata's pad character does not match its vocabulary")
-    return ModelInfo(vocab, window, {**NORMALISE_DEFAULTS, **doc.get("normalisation", {})}, doc)
+    return ModelInfo(vocab, window, {**NORMALISE_DEFAULTS, **doc.get("normalisation", {})}, doc,
+                     ENCODINGS[doc["encoding"]])
 
 
 def dump_metadata(doc):

@@ -6,6 +6,10 @@ import numpy as np
 
 from .errors import CarolError
 
+# carol-generate's and the Python API's defaults: the sampled settings with the best word rate that do not
+# loop, measured on the bundled model (benchmarks/results/SAMPLING.md).
+DEFAULT_SAMPLING = {"temperature": 0.7, "top_k": 0, "top_p": 0.8}
+
 
 def check_sampling(temperature=1.0, top_k=0, top_p=1.0):
     """Reject nonsense sampling values with one clear message."""

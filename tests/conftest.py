@@ -47,3 +47,13 @@ def run_cli(command, *args, timeout=600):
     path = shutil.which(command)
     assert path, f"{command} is not installed: pip install -e '.[dev]'"
     return subprocess.run([path, *map(str, args)], capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="session")
+def tiny_seed_checkpoint(tmp_path_factory, tiny_lyrics):
+    """A real one-epoch run of the seed architecture on the tiny lyrics: its checkpoint."""
+    from carolgen.train import TrainConfig, train
+    out = tmp_path_factory.mktemp("seed-run")
+    train(TrainConfig(lyrics=str(tiny_lyrics), architecture="seed", epochs=1, batch_size=64, seed=3,
+                      held_out_fraction=0.25), out, log=lambda message: None)
+    return out / "model.keras"

@@ -1,16 +1,21 @@
 import numpy as np
 import pytest
 
-from carolgen.runtime.encoding import Vocab, encode_windows, normalise
+from carolgen.runtime.encoding import ENCODINGS, Vocab, encode_windows, normalise
 from carolgen.runtime.errors import CarolError
 
 VOCAB = Vocab(" abcdehlrst")
 
 
-def test_values_are_index_over_vocab_size():
-    values = VOCAB.values(VOCAB.index("abc"))
+def test_seed_encoding_is_index_over_vocab_size():
+    values = ENCODINGS["index/vocab_size"].values(VOCAB.index("abc"), VOCAB)
     assert values.dtype == np.float32
     assert np.array_equal(values, np.float32([1, 2, 3]) / np.float32(VOCAB.size))
+
+
+def test_embedding_encoding_is_the_index():
+    values = ENCODINGS["index"].values(VOCAB.index("abc"), VOCAB)
+    assert values.dtype == np.int32 and values.tolist() == [1, 2, 3]
 
 
 def test_short_prime_is_left_padded_with_space():
@@ -41,8 +46,15 @@ def test_unknown_characters_policies():
 
 
 def test_encode_windows_shape():
-    x = encode_windows(VOCAB, ["ab", "abc"], window=5)
+    x = encode_windows(VOCAB, ["ab", "abc"], ENCODINGS["index/vocab_size"], window=5)
     assert x.shape == (2, 5, 1) and x.dtype == np.float32
+    x = encode_windows(VOCAB, ["ab", "abc"], ENCODINGS["index"], window=5)
+    assert x.shape == (2, 5) and x.dtype == np.int32
+
+
+def test_normalise_folds_typographic_quotes_and_dashes():
+    assert normalise("Mary\u2019s \u201cbells\u201d \u2013 ring\u2014out") == 'mary\'s "bells" - ring-out'
+    assert "\u2019" in normalise("Mary\u2019s", fold_typography=False)
 
 
 def test_normalise_defaults_and_options():

@@ -38,6 +38,20 @@ def test_fp32_files_match_keras(every_mode):
             assert row.parity["greedy"] == [200] * 5
 
 
+def test_seed_architecture_exports_and_passes_the_gate(tmp_path, tiny_seed_checkpoint, tiny_lyrics):
+    from carolgen.export import export
+    rows = export(tiny_seed_checkpoint, ["tflite", "onnx"], ["fp32"], out=tmp_path, calibration_lyrics=str(tiny_lyrics))
+    assert [r.status for r in rows] == ["accepted", "accepted"], [r.reason for r in rows]
+    assert read_model_file(tmp_path / "model-fp32.onnx").info.encoding.name == "index/vocab_size"
+
+
+def test_embedding_becomes_gather(every_mode):
+    rows = {(r.format, r.mode): r for r in every_mode[1]}
+    assert any(op.startswith("GATHER") for op in rows[("tflite", "fp32")].operators)
+    assert "Gather" in rows[("onnx", "fp32")].operators
+    assert read_model_file(every_mode[0] / "model-fp32.tflite").info.encoding.name == "index"
+
+
 def test_no_loops_and_native_lstm_in_onnx(every_mode):
     for row in every_mode[1]:
         assert not any(op.startswith(("WHILE", "Loop", "Scan", "Flex")) for op in row.operators)
@@ -67,7 +81,7 @@ def test_audit_refuses_a_graph_with_a_loop():
     from carolgen.export.tflite import operator_names
     from carolgen.model import ModelConfig, build_model
     from carolgen.runtime.flatbuffer import TfliteReader
-    model = build_model(ModelConfig(vocab_size=5, window=8), batch_size=1)
+    model = build_model(ModelConfig.for_architecture("seed", vocab_size=5, window=8), batch_size=1)
     data = tf.lite.TFLiteConverter.from_keras_model(model).convert()
     audit = audit_tflite(operator_names(TfliteReader(data, "loop").operators()))
     assert not audit.passed and "WHILE" in audit.breaches and audit.lstm_as == "WHILE loop"

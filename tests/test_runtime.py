@@ -128,3 +128,10 @@ def test_file_without_carolgen_metadata(tmp_path):
     onnx.save(helper.make_model(graph), path)
     with pytest.raises(CarolError, match="no carolgen metadata"):
         read_model_file(path)
+
+
+def test_the_readme_main_command_uses_the_bundled_model():
+    """`carol-generate` with no --model, as the README's set-up runs it: the bundled model, default sampling."""
+    result = run_cli("carol-generate", "--length", 80, "--seed", 1)
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.rstrip("\n")) == 80 and "model-fp32" in result.stderr
