@@ -129,7 +129,7 @@ class CheckpointRun:
 
 def bench_checkpoint(checkpoint, settings, workdir, tflite_python, main):
     """Export every format x mode of one checkpoint and measure every file x runtime against its own Keras
-    reference. The main checkpoint also gets the seed loop, LiteRT's tool cross-check and cold starts."""
+    reference, with LiteRT's tool as a cross-check. The main checkpoint also gets the seed loop and cold starts."""
     from carolgen.export import EXPORT_FORMATS, MODES, export
     workdir.mkdir(parents=True)
     files_dir = workdir / "files"
@@ -148,11 +148,12 @@ def bench_checkpoint(checkpoint, settings, workdir, tflite_python, main):
         progress(f"measuring {plan.label}")
         results.append(measure(plan, shared, settings, workdir, reference, known_words))
     tool, starts = {}, {}
+    for row in (r for r in export_rows if r.status == "accepted" and r.format == "tflite"):
+        if row.mode in ("fp32", "int8"):
+            progress(f"LiteRT benchmark tool on {row.file}")
+            tool[row.file] = (checkpoint.stem, row.mode, *litert_benchmark_tool(files_dir / row.file,
+                                                                               settings["tool_runs"]))
     if main:
-        for row in (r for r in export_rows if r.status == "accepted" and r.format == "tflite"):
-            if row.mode in ("fp32", "int8"):
-                progress(f"LiteRT benchmark tool on {row.file}")
-                tool[row.mode] = (row.file, *litert_benchmark_tool(files_dir / row.file, settings["tool_runs"]))
         for row in (r for r in export_rows if r.status == "accepted" and r.mode == "fp32"):
             starts[row.format] = (row.file, cold_start(files_dir / row.file, settings["cold_starts"]))
     return CheckpointRun(export_rows, results, reference.perplexity, tool, starts)
@@ -177,8 +178,9 @@ def run(args):
     with tempfile.TemporaryDirectory() as workdir:
         runs = [bench_checkpoint(c, settings, Path(workdir) / c.stem, args.python_tflite_runtime, main=i == 0)
                 for i, c in enumerate(checkpoints)]
+    tool = {file: entry for run in runs for file, entry in run.tool.items()}
     write_report(out, machine(), settings, args.quick, [r.to_dict() for run in runs for r in run.export_rows],
-                 [r for run in runs for r in run.results], runs[0].tool, runs[0].starts,
+                 [r for run in runs for r in run.results], tool, runs[0].starts,
                  {c.stem: run.perplexity for c, run in zip(checkpoints, runs, strict=True)})
     print(f"wrote {out}/REPORT.md, report.json, report.csv, latency.png, size_fidelity.png")
 

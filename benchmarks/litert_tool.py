@@ -5,11 +5,20 @@ import sys
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 TOOL_TIMEOUT_S = 600
 
 
 def litert_benchmark_tool(model, runs):
-    """(median latency in µs, note) from LiteRT's benchmark tool, or (None, why not)."""
+    """(median latency in µs, note) from LiteRT's benchmark tool, or (None, why not).
+
+    The tool feeds random inputs; for integer inputs it draws from [-128, 127] with no way to set a range,
+    which are not valid character indices for an embedding model's GATHER, so such files are not run."""
+    from carolgen.runtime.modelfile import read_model_file
+    if np.dtype(read_model_file(model).info.encoding.dtype).kind != "f":
+        return None, ("not run: the tool fills integer inputs with random values in [-128, 127], not valid "
+                      "character indices for this file's GATHER")
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "result.json"
         try:

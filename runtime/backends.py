@@ -118,22 +118,10 @@ class TfliteBackend:
             raise CarolError(f"{self.model_file.path} has no output of width {self.vocab.size} (its vocabulary)")
 
     def supports_batch(self, batch):
-        """True when `batch` windows can run as one call (resizing the input if the graph allows)."""
-        if batch == self.batch:
-            return True
-        try:
-            self.interpreter.resize_tensor_input(self.input, self._shape(batch), strict=False)
-            self.interpreter.allocate_tensors()
-        except (ValueError, RuntimeError):
-            self.interpreter.resize_tensor_input(self.input, self._shape(self.batch), strict=False)
-            self.interpreter.allocate_tensors()
-            return False
-        self.batch = batch
-        self._find_outputs()
-        return True
-
-    def _shape(self, batch):
-        return [batch, self.window, *self.info.encoding.per_position]
+        """True when `batch` windows can run as one call: only the batch the file was converted with. A
+        carolgen TFLite graph cannot be resized after conversion (the LSTM is unrolled at a fixed batch), and
+        asking tflite-runtime 2.14 to resize it crashes the process instead of raising."""
+        return batch == self.batch
 
     def probs(self, windows):
         self.interpreter.set_tensor(self.input, windows)
