@@ -13,6 +13,8 @@ import platform
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
+
 from .errors import CarolError
 from .modelfile import FORMATS, read_model_file
 from .quiet import quiet_native_stderr
@@ -106,7 +108,9 @@ class TfliteBackend:
                 self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as error:
             raise CarolError(f"{row.name} cannot run {model_file.path}: {_first_line(error)}") from None
-        self.input = self.interpreter.get_input_details()[0]["index"]
+        window_input = self.interpreter.get_input_details()[0]
+        check_input(model_file, window_input["shape"], window_input["dtype"])
+        self.input = window_input["index"]
         self._find_outputs()
         self.batch = int(self.interpreter.get_input_details()[0]["shape"][0])
 
@@ -134,6 +138,10 @@ class TfliteBackend:
         return probs, self.interpreter.get_tensor(self.attention_output)
 
 
+# onnxruntime's names for the input types carolgen's encodings use.
+ONNX_TYPES = {"tensor(float)": "float32", "tensor(int32)": "int32"}
+
+
 class OnnxBackend:
     """An .onnx file on onnxruntime (CPU)."""
 
@@ -150,8 +158,10 @@ class OnnxBackend:
                                                         providers=["CPUExecutionProvider"])
         except Exception as error:  # onnxruntime raises its own exception types for a bad model.
             raise CarolError(f"onnxruntime cannot run {model_file.path}: {_first_line(error)}") from None
-        self.input = self.session.get_inputs()[0].name
-        batch = self.session.get_inputs()[0].shape[0]
+        window_input = self.session.get_inputs()[0]
+        check_input(model_file, window_input.shape, ONNX_TYPES.get(window_input.type, "void"))
+        self.input = window_input.name
+        batch = window_input.shape[0]
         self.batch = batch if isinstance(batch, int) else None
         names = [o.name for o in self.session.get_outputs()]
         if "output" not in names:
@@ -175,6 +185,17 @@ def _require_attention(output, path):
     if output is None:
         raise CarolError(f"{path} has no attention output (files from carol-export always carry one); "
                          "use a file carol-export wrote, or the .keras checkpoint with --backend keras")
+
+
+def check_input(model_file, shape, dtype):
+    """The graph's real input must be what the metadata claims (window, input encoding): a file that says
+    otherwise would feed the interpreter the wrong tensor, so it is refused before anything is generated."""
+    info = model_file.info
+    expected = [info.window, *info.encoding.per_position]
+    if list(shape[1:]) != expected or np.dtype(dtype) != np.dtype(info.encoding.dtype):
+        raise CarolError(f"{model_file.path}: its input is {np.dtype(dtype).name} {list(shape[1:])} per window, but "
+                         f"its metadata says {info.encoding.name} input ({np.dtype(info.encoding.dtype).name} "
+                         f"{expected}): the file is damaged or mislabelled")
 
 
 def _first_line(error):

@@ -43,7 +43,7 @@ def parse_metadata(text, source):
     if doc.get("format_version") != FORMAT_VERSION:
         raise CarolError(f"{source}: metadata format version {doc.get('format_version')} is not supported "
                          f"(this carolgen reads version {FORMAT_VERSION}); upgrade carolgen or re-export")
-    if doc.get("encoding") not in ENCODINGS:
+    if not isinstance(doc.get("encoding"), str) or doc["encoding"] not in ENCODINGS:
         raise CarolError(f"{source}: unknown input encoding {doc.get('encoding')!r} "
                          f"(this carolgen knows {', '.join(ENCODINGS)})")
     try:

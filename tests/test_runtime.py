@@ -135,3 +135,34 @@ def test_the_readme_main_command_uses_the_bundled_model():
     result = run_cli("carol-generate", "--length", 80, "--seed", 1)
     assert result.returncode == 0, result.stderr
     assert len(result.stdout.rstrip("\n")) == 80 and "model-fp32" in result.stderr
+
+
+@pytest.mark.parametrize("kind", ["tflite", "onnx"])
+def test_metadata_that_misstates_the_input_is_refused(files, kind, tmp_path):
+    """An index-input file whose metadata claims the seed's float input (or another window): one line, exit 2,
+    before any character is written, never a traceback from the interpreter."""
+    from carolgen.export.onnx import embed_metadata as onnx_embed
+    from carolgen.export.tflite import embed_metadata as tflite_embed
+    from carolgen.runtime.metadata import METADATA_KEY, dump_metadata
+    document = read_model_file(files[kind]).info.document
+    for i, change in enumerate([{"encoding": "index/vocab_size"}, {"window": 50}]):
+        text = dump_metadata({**document, **change})
+        if kind == "onnx":
+            import onnx
+            data = onnx_embed(onnx.load(files[kind]), METADATA_KEY, text)
+        else:
+            data = tflite_embed(files[kind].read_bytes(), METADATA_KEY, text)
+        path = tmp_path / f"lying-{i}.{kind}"
+        path.write_bytes(data)
+        result = run_cli("carol-generate", "--model", path, "--length", 5)
+        assert result.returncode == 2, result.stderr[-1500:]
+        assert result.stderr.count("\n") == 1 and "input" in result.stderr and result.stdout == ""
+
+
+@pytest.mark.parametrize("encoding", [[], {"a": 1}, None, 3])
+def test_metadata_encoding_of_the_wrong_type_is_one_line(encoding):
+    from carolgen.runtime.metadata import parse_metadata
+    text = json.dumps({"format": "carolgen", "format_version": 1, "vocab": " ab", "window": 4, "pad_char": " ",
+                       "encoding": encoding})
+    with pytest.raises(CarolError, match="encoding"):
+        parse_metadata(text, "doc")
