@@ -1,10 +1,17 @@
 """Shared fixtures: a tiny real training run and real exports of it (no mocks anywhere)."""
+import os
 import shutil
 import subprocess
 
 import pytest
 
 from carolgen.corpus import builtin_lyrics_dir
+
+# TensorFlow 2.21's oneDNN CPU matmul can corrupt the heap (tensorflow/tensorflow#123109: SIGABRT with
+# "corrupted size vs. prev_size"); carol-train aborted that way in 3 of about 15 runs here, at random. Tests
+# train several models per run, so they turn oneDNN off (it is set before TensorFlow is imported, and
+# subprocesses inherit it). The bundled model was trained with it on; README says how users avoid the crash.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
 
 TINY_SONGS = ["snow-falls-soft", "north-wind", "sing-we-now", "little-robin-red"]
 
