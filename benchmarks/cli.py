@@ -1,4 +1,5 @@
 """carol-bench: export every format x mode, then measure every file x runtime side by side in one run."""
+import json
 import os
 import platform
 import subprocess
@@ -26,7 +27,7 @@ EXAMPLES = """examples:
 
 SETTINGS = {
     "full": {"iterations": 2000, "warmup": 200, "generate_chars": 2000, "seed_loop_chars": 100,
-             "seed_loop_iterations": 100, "windows": 500, "primes": 5, "tool_runs": 2000, "cold_starts": 5,
+             "seed_loop_iterations": 100, "windows": 2000, "primes": 5, "tool_runs": 2000, "cold_starts": 5,
              "word_rate_chars": WORD_RATE_SETTINGS["length"]},
     "quick": {"iterations": 100, "warmup": 10, "generate_chars": 200, "seed_loop_chars": 10,
               "seed_loop_iterations": 10, "windows": 50, "primes": 2, "tool_runs": 100, "cold_starts": 1,
@@ -43,6 +44,9 @@ def parse_args(argv):
                              "model, then the bundled seed-architecture model)")
     parser.add_argument("--out", default="bench-results", help="folder for REPORT.md, report.json/csv, charts")
     parser.add_argument("--quick", action="store_true", help="CI-sized run: fewer iterations and primes")
+    parser.add_argument("--previous", metavar="REPORT_JSON",
+                        help="an earlier report.json: the report adds each file's size, p50 and perplexity "
+                             "then and now")
     parser.add_argument("--python-tflite-runtime", metavar="PATH",
                         help="a Python with tflite-runtime 2.14 and numpy<2, for the tflite-runtime rows")
     return parser.parse_args(argv)
@@ -53,14 +57,14 @@ def progress(message):
 
 
 def keras_reference(checkpoint, settings, workdir):
-    """The gate's Keras reference on the held-out set, and the windows file every probe reads."""
+    """The gate's Keras reference on the parity set, and the windows file every probe reads."""
     from carolgen.checkpoint import load_checkpoint
     from carolgen.export.parity import Reference
-    from carolgen.export.windows import held_out_set
+    from carolgen.export.windows import parity_set
     from carolgen.keras_backend import KerasBackend
     model, info = load_checkpoint(checkpoint)
-    windows, targets, primes = held_out_set(info, count=settings["windows"])
-    reference = Reference(KerasBackend(model, info), windows, targets, primes[:settings["primes"]])
+    windows, targets, held_out, primes = parity_set(info, count=settings["windows"])
+    reference = Reference(KerasBackend(model, info), (windows, targets, held_out, primes[:settings["primes"]]))
     np.save(Path(workdir) / "windows.npy", windows)
     shared = {"windows": str(Path(workdir) / "windows.npy"), "primes": reference.primes,
               "greedy_chars": len(reference.texts[0]) if reference.texts else 0,
@@ -73,15 +77,15 @@ def write_references(model, info, files_dir, stem):
     {description: (path, format, runtime backend)}."""
     from carolgen.runtime.modelfile import read_model_file
 
-    from .references import fused_tflite, hand_built_onnx
-    metadata = dict(read_model_file(files_dir / f"{stem}-fp32.onnx").info.document)
+    from .references import hand_built_onnx, unrolled_tflite
+    metadata = {k: v for k, v in read_model_file(files_dir / f"{stem}-fp32.onnx").info.document.items()
+                if k != "parity"}
     metadata["export"] = {**metadata["export"], "reference": True}
     references = {
         "reference: hand-built ONNX (native LSTM op)": (files_dir / "reference-handbuilt.onnx", "onnx", "onnxruntime",
                                                         lambda: hand_built_onnx(model, metadata)),
-        "reference: fused-op TFLite (UNIDIRECTIONAL_SEQUENCE_LSTM)": (files_dir / "reference-fused.tflite", "tflite",
-                                                                      "litert",
-                                                                      lambda: fused_tflite(model, info, metadata)),
+        "reference: unrolled TFLite (the previous export)": (files_dir / "reference-unrolled.tflite", "tflite",
+                                                             "litert", lambda: unrolled_tflite(model, info, metadata)),
     }
     for path, _, _, build in references.values():
         path.write_bytes(build())
@@ -169,11 +173,25 @@ def checkpoints_from(models):
     return paths
 
 
+def read_previous(path):
+    """The earlier report.json document named by --previous (None without it), checked before the long run."""
+    if path is None:
+        return None
+    try:
+        document = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise CarolError(f"--previous: cannot read {path} as a carol-bench report.json: {error}") from None
+    if not isinstance(document, dict) or not isinstance(document.get("rows"), list):
+        raise CarolError(f"--previous: {path} is not a carol-bench report.json (no rows)")
+    return document
+
+
 def run(args):
     settings = SETTINGS["quick" if args.quick else "full"]
     checkpoints = checkpoints_from(args.model)
     if args.python_tflite_runtime and not Path(args.python_tflite_runtime).is_file():
         raise CarolError(f"--python-tflite-runtime: no Python at {args.python_tflite_runtime}")
+    previous = read_previous(args.previous)
     out = Path(args.out)
     with tempfile.TemporaryDirectory() as workdir:
         runs = [bench_checkpoint(c, settings, Path(workdir) / c.stem, args.python_tflite_runtime, main=i == 0)
@@ -181,7 +199,7 @@ def run(args):
     tool = {file: entry for run in runs for file, entry in run.tool.items()}
     write_report(out, machine(), settings, args.quick, [r.to_dict() for run in runs for r in run.export_rows],
                  [r for run in runs for r in run.results], tool, runs[0].starts,
-                 {c.stem: run.perplexity for c, run in zip(checkpoints, runs, strict=True)})
+                 {c.stem: run.perplexity for c, run in zip(checkpoints, runs, strict=True)}, previous)
     print(f"wrote {out}/REPORT.md, report.json, report.csv, latency.png, size_fidelity.png")
 
 

@@ -120,7 +120,7 @@ def verdict(case, outcome, host):
 
 def check(out, cache, reduced=False, cpus=tuple(CPUS), tflite_python=None, log=print):
     """Build (or reuse) the emulated Pi, run every case, write PI.md and pi.json; returns the results."""
-    from carolgen.export.windows import held_out_set
+    from carolgen.export.windows import parity_set
     from carolgen.runtime.modelfile import read_model_file
     pythons = emulator.emulated_pythons(cache, log)
     tflite_python = tflite_python or emulator.host_tflite_python(cache)
@@ -130,7 +130,7 @@ def check(out, cache, reduced=False, cpus=tuple(CPUS), tflite_python=None, log=p
     with tempfile.TemporaryDirectory() as workdir:
         windows = {stem: Path(workdir) / f"windows-{stem}.npy" for stem in CHECKPOINTS}
         for stem, (checkpoint, _) in CHECKPOINTS.items():
-            np.save(windows[stem], held_out_set(read_model_file(checkpoint).info, count=20)[0])
+            np.save(windows[stem], parity_set(read_model_file(checkpoint).info, count=20)[0])
         hosts = {}
         for case in cases(rows, set(pythons), reduced):
             python = pythons[case.runtime]

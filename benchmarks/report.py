@@ -8,9 +8,11 @@ import numpy as np
 
 from carolgen.runtime.atomic import write_text_atomic
 
+from .targets import against_previous, quantisation_targets, speed_targets
+
 COLUMNS = ["row", "status", "size_kb", "load_s", "p50_us", "p90_us", "p99_us", "chars_per_s", "peak_rss_mb",
-           "speedup_vs_seed", "max_abs_dp", "top1", "mean_kl", "greedy_median", "perplexity", "perplexity_change",
-           "word_rate", "note"]
+           "speedup_vs_seed", "max_abs_dp", "top1", "mean_kl", "greedy_median", "perplexity", "perplexity_increase",
+           "lost", "word_rate", "note"]
 
 
 KEY = ("checkpoint", "kind", "format", "mode", "runtime")
@@ -55,7 +57,8 @@ def _cell(value, key):
     if isinstance(value, str):
         return value
     formats = {"max_abs_dp": "{:.1e}", "mean_kl": "{:.1e}", "top1": "{:.3f}", "load_s": "{:.3f}",
-               "speedup_vs_seed": "{:,.0f}×", "perplexity": "{:.2f}", "perplexity_change": "{:+.3f}",
+               "speedup_vs_seed": "{:,.0f}×", "perplexity": "{:.2f}", "perplexity_increase": "{:+.2%}",
+               "lost": "{:.0f}",
                "word_rate": "{:.2f}",
                "chars_per_s": "{:,.0f}", "greedy_median": "{:.0f}"}
     return formats.get(key, "{:,.1f}").format(value)
@@ -63,33 +66,12 @@ def _cell(value, key):
 
 def markdown_table(rows):
     header = ["row", "status", "size KB", "load s", "p50 µs", "p90 µs", "p99 µs", "chars/s", "peak RSS MB",
-              "× seed loop", "max abs dp", "top-1", "mean KL", "greedy /200", "perplexity", "Δ ppl", "word rate",
+              "× seed loop", "max abs dp", "top-1", "mean KL", "greedy /200", "perplexity", "Δ ppl", "lost chars",
+              "word rate",
               "note"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         lines.append("| " + " | ".join(_cell(row[k], k) for k in COLUMNS) + " |")
-    return "\n".join(lines)
-
-
-def speed_targets(rows, starts):
-    """The speed contracts, computed from this run's rows (same process, same machine, same run)."""
-    onnx, hand = find(rows, "file", "onnx"), find(rows, "reference", "onnx")
-    tfl, fused = find(rows, "file", "tflite", runtime="litert"), find(rows, "reference", "tflite")
-    lines = []
-    if onnx and hand:
-        lines.append(f"- fp32 ONNX forward p50 {onnx['p50_us']:.1f} µs vs hand-built native-LSTM graph "
-                     f"{hand['p50_us']:.1f} µs: **{onnx['p50_us'] / hand['p50_us']:.2f}×** (target ≤ 1.25×)")
-    if tfl and fused:
-        lines.append(f"- fp32 TFLite forward p50 {tfl['p50_us']:.1f} µs vs fused-op file {fused['p50_us']:.1f} µs: "
-                     f"**{tfl['p50_us'] / fused['p50_us']:.2f}×** (target ≤ 1.1×)")
-    if onnx.get("chars_per_s"):
-        lines.append(f"- greedy generation, fp32 ONNX: **{onnx['chars_per_s']:,.0f} chars/s** (target ≥ 5,000: the "
-                     "edge budget the default architecture was sized for), "
-                     f"**{(onnx.get('speedup_vs_seed') or 0):,.0f}×** the seed loop (target ≥ 300×), "
-                     f"peak RSS {onnx['peak_rss_mb']:.0f} MB (target ≤ 80 MB)")
-    for name, seconds in starts.values():
-        lines.append(f"- cold start, `carol-generate --model {name} --length 1` as a new process: "
-                     f"**{seconds:.2f} s** median (target ≤ 0.5 s to the first character)")
     return "\n".join(lines)
 
 
@@ -106,20 +88,44 @@ def charts(out, rows):
     axes.invert_yaxis()
     axes.set_xlabel("forward latency, batch 1, one thread (µs, log scale; bar p50, whisker p90)")
     save_figure(figure, out / "latency.png")
-    files = [r for r in rows if r["size_kb"] and r["max_abs_dp"] is not None]
-    figure, axes = plt.subplots(figsize=(7, 4.5))
-    for r in files:
-        axes.scatter(r["size_kb"], max(r["max_abs_dp"], 1e-9))
-        axes.annotate(r["row"].split(" · ")[0], (r["size_kb"], max(r["max_abs_dp"], 1e-9)), fontsize=7)
+    size_fidelity(plt, save_figure, out, rows)
+
+
+# How the size/fidelity chart tells rows apart: colour by mode, marker by format.
+MODE_COLOURS = {"fp32": "#1b6ca8", "fp16": "#59a14f", "dynamic": "#f28e2b", "dynamic-compat": "#b07aa1",
+                "int8": "#e15759"}
+FORMAT_MARKERS = {"tflite": "o", "onnx": "s"}
+
+
+def size_fidelity(plt, save_figure, out, rows):
+    """File size against held-out perplexity change, one point per file (its first runtime); the main
+    checkpoint filled, others hollow. Lower left is better: small and faithful."""
+    figure, axes = plt.subplots(figsize=(8, 5))
+    seen, main = set(), rows[0]["key"][0] if rows else None
+    for r in rows:
+        checkpoint, kind, fmt, mode_name, _ = r["key"]
+        if kind != "file" or r.get("perplexity_increase") is None or (checkpoint, fmt, mode_name) in seen:
+            continue
+        seen.add((checkpoint, fmt, mode_name))
+        colour = MODE_COLOURS.get(mode_name, "grey")
+        axes.scatter(r["size_kb"], max(100 * r["perplexity_increase"], 1e-4), s=60,
+                     marker=FORMAT_MARKERS.get(fmt, "^"), edgecolors=colour,
+                     facecolors=colour if checkpoint == main else "none", linewidths=1.5)
+    handles = [plt.Line2D([], [], color=c, marker="o", linestyle="", label=m) for m, c in MODE_COLOURS.items()]
+    handles += [plt.Line2D([], [], color="black", marker=k, linestyle="", markerfacecolor="none", label=f)
+                for f, k in FORMAT_MARKERS.items()]
+    axes.legend(handles=handles, fontsize=8, loc="upper right", title=f"filled: {main}; hollow: others")
     axes.set_xscale("log")
     axes.set_yscale("log")
-    axes.set_xlabel("file size (KB)")
-    axes.set_ylabel("max |Δp| vs Keras (held-out windows)")
+    axes.set_xlabel("file size (KB, log scale)")
+    axes.set_ylabel("held-out perplexity above Keras (%, log; floor 1e-4)")
+    axes.set_title("Size against fidelity: lower left is better (smaller, closer to Keras)")
     save_figure(figure, out / "size_fidelity.png")
 
 
-def write_report(out, machine, settings, quick, export_rows, results, tool, starts, keras_perplexity):
-    """`keras_perplexity`: {checkpoint stem: the Keras model's held-out perplexity}."""
+def write_report(out, machine, settings, quick, export_rows, results, tool, starts, keras_perplexity, previous=None):
+    """`keras_perplexity`: {checkpoint stem: the Keras model's held-out perplexity}; `previous`: an earlier
+    report.json document to compare the files with."""
     out.mkdir(parents=True, exist_ok=True)
     rows = table_rows(results)
     document = {"machine": machine, "settings": settings, "quick": quick, "keras_perplexity": keras_perplexity,
@@ -133,10 +139,24 @@ def write_report(out, machine, settings, quick, export_rows, results, tool, star
     write_text_atomic(out / "report.csv", buffer.getvalue())
     charts(out, rows)
     write_text_atomic(out / "REPORT.md", markdown(machine, settings, quick, rows, tool, starts, keras_perplexity,
-                                                  export_rows))
+                                                  export_rows, previous))
 
 
-def markdown(machine, settings, quick, rows, tool, starts, keras_perplexity, export_rows):
+def previous_section(rows, previous):
+    table = against_previous(rows, previous)
+    if not table:
+        return ""
+    return f"""
+## Against the previous report
+The same rows in the report this run was compared with (carol-bench --previous; measured on
+{previous.get('machine', {}).get('date', 'an earlier date')}, so p50 compares loosely; its perplexity was on a
+different sample of windows).
+
+{table}
+"""
+
+
+def markdown(machine, settings, quick, rows, tool, starts, keras_perplexity, export_rows, previous):
     packages = ", ".join(f"{k} {v}" for k, v in machine["packages"].items())
     tool_lines = []
     for name, (checkpoint, mode, median_us, note) in tool.items():
@@ -162,15 +182,24 @@ forward pass (set input, invoke, read output) after {settings['warmup']} warm-up
 {settings['iterations']} calls (the seed loop: {settings['seed_loop_iterations']}); chars/s is greedy generation of
 {settings['generate_chars']} characters ({settings['seed_loop_chars']} for the seed loop) through carolgen's loop, the
 median of three runs after a warm-up of a tenth of that;
-peak RSS is that process's maximum resident set after generating. Fidelity is against the Keras model on
-held-out windows (Keras perplexity: {perplexities}); greedy agreement is the median, over the primes, of how
-many of 200 greedy characters match Keras's. Word rate: the share of the words each row writes (temperature 0.7,
-top-p 0.9, five samples of {settings['word_rate_chars']:,} characters, fixed seed) that occur in the training lyrics;
+peak RSS is that process's maximum resident set after generating. Fidelity is against the Keras model on the
+export gate's parity set ({settings['windows']:,} seeded windows, half from held-out songs, half from training
+songs); perplexity is on the held-out half (Keras: {perplexities}); greedy agreement is the median, over the
+primes, of how many of 200 greedy characters match Keras's. Word rate: the share of the words each row writes
+(temperature 0.7, top-p 0.9, five samples of {settings['word_rate_chars']:,} characters, fixed seed) that occur in
+the training lyrics;
 it shows what a format or quantisation does to the text, not only to the probabilities.
 
 ## Speed targets
 {speed_targets(rows, starts)}
 
+## Quantised files against fp32 and their promises
+Size against the fp32 file of the same format; p50 against fp32 on the same runtime, in this run; perplexity,
+top-1 and lost characters (real next characters Keras gives > 0.001 that the file gives < 1e-6) against
+the mode's gate promises (README, "What the gate promises").
+
+{quantisation_targets(rows)}
+{previous_section(rows, previous)}
 ## All rows
 {markdown_table(rows)}
 
@@ -180,5 +209,5 @@ it shows what a format or quantisation does to the text, not only to the probabi
 ## Files not accepted by carol-export
 {chr(10).join(unsupported) or '- none'}
 
-Charts: `latency.png` (latency per row), `size_fidelity.png` (file size against max |Δp|).
+Charts: `latency.png` (latency per row), `size_fidelity.png` (file size against held-out perplexity change).
 """

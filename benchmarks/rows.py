@@ -104,4 +104,4 @@ def fidelity(reference, probs, greedy):
     parity = reference.compare(probs, greedy)
     return {"max_abs_dp": parity.max_abs_dp, "top1": parity.top1, "mean_kl": parity.mean_kl,
             "greedy_median": parity.greedy_median, "perplexity": parity.perplexity,
-            "perplexity_change": parity.perplexity - reference.perplexity}
+            "perplexity_increase": parity.perplexity_increase, "lost": parity.lost}

@@ -46,7 +46,7 @@ def training_words(info, lyrics_dir=None):
     checkpoint lists, or (an exported file) every song but the held-out ones its export recorded."""
     from carolgen.corpus import load_lyrics
     corpus = load_lyrics(lyrics_dir, **info.normalisation)
-    trained = info.document.get("training", {}).get("train_songs")
-    held_out = set(info.document.get("export", {}).get("held_out_songs", []))
+    trained = info.section("training").get("train_songs")
+    held_out = set(info.section("export").get("held_out_songs", []))
     names = [n for n in trained if n in corpus.songs] if trained else [n for n in corpus.songs if n not in held_out]
     return lyric_words(corpus.songs[n] for n in names)

@@ -3,7 +3,7 @@
 What to build for each format and mode comes from two tables (export/formats.py, export/modes.py); what the
 toolchain cannot produce is data in the mode table, not branches here.
 """
-import os
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -12,7 +12,7 @@ from pathlib import Path
 import carolgen
 from carolgen.checkpoint import file_sha256, load_checkpoint
 from carolgen.keras_backend import KerasBackend
-from carolgen.runtime.atomic import staged_path
+from carolgen.runtime.atomic import staged_path, write_bytes_atomic
 from carolgen.runtime.backends import open_backend
 from carolgen.runtime.errors import CarolError
 from carolgen.runtime.metadata import dump_metadata
@@ -20,7 +20,7 @@ from carolgen.runtime.metadata import dump_metadata
 from .formats import EXPORT_FORMATS, export_format
 from .modes import MODES, mode
 from .parity import Reference, failures
-from .windows import calibration_windows, held_out_set
+from .windows import calibration_windows, parity_set
 
 
 @dataclass
@@ -95,8 +95,7 @@ class Exporter:
     def __init__(self, options, model, info, out):
         self.options, self.model, self.info, self.out = options, model, info, out
         self.source = {"checkpoint": options.checkpoint.name, "sha256": file_sha256(options.checkpoint)}
-        windows, targets, primes = held_out_set(info, options.calibration_lyrics)
-        self.reference = Reference(KerasBackend(model, info), windows, targets, primes)
+        self.reference = Reference(KerasBackend(model, info), parity_set(info, options.calibration_lyrics))
         self._calibration = None
 
     def calibration(self):
@@ -110,8 +109,11 @@ class Exporter:
         if fmt in MODES[mode_name].unsupported:
             return Row(name, fmt, mode_name, "unsupported", MODES[mode_name].unsupported[fmt])
         started = time.perf_counter()
+        windows, described = self.calibration() if MODES[mode_name].calibrated else (None, None)
+        metadata = self._metadata(fmt, mode_name, described)
         try:
-            data, audit = self._convert(fmt, mode_name)
+            data, audit = EXPORT_FORMATS[fmt].build(self.model, self.info, mode_name, windows, self.options,
+                                                    dump_metadata(metadata))
         except CarolError:
             raise
         except Exception as error:  # A converter failure is a finding for the table, not a crash.
@@ -119,14 +121,9 @@ class Exporter:
                        f"conversion failed: {str(error).strip().splitlines()[-1][:200]}")
         row = Row(name, fmt, mode_name, "accepted", size=len(data), lstm_as=audit.lstm_as,
                   operators=audit.operators, runtimes=audit.runtimes)
-        self.publish(row, data, audit)
+        self.publish(row, data, audit, metadata)
         row.seconds = round(time.perf_counter() - started, 1)
         return row
-
-    def _convert(self, fmt, mode_name):
-        windows, described = self.calibration() if MODES[mode_name].calibrated else (None, None)
-        metadata = dump_metadata(self._metadata(fmt, mode_name, described))
-        return EXPORT_FORMATS[fmt].build(self.model, self.info, mode_name, windows, self.options, metadata)
 
     def _metadata(self, fmt, mode_name, calibration):
         import tensorflow as tf
@@ -137,24 +134,42 @@ class Exporter:
                           **_versions("tf2onnx", "onnx", "onnxruntime")},
                    export={"format": fmt, "quantization": mode_name, "calibration": calibration,
                            "batch": self.options.batch if fmt == "tflite" else None,
-                           "source": self.source, "held_out_songs": self.info.document.get("training", {}).get(
+                           "source": self.source, "held_out_songs": self.info.section("training").get(
                                "held_out_songs", [])})
         return doc
 
-    def publish(self, row, data, audit):
-        """Write beside the target, run the parity gate on the written bytes, then rename: to the final name
-        if it passes, to NAME.rejected if not. No failing or half-written file ever has the final name."""
-        target = self.out / row.file
+    def publish(self, row, data, audit, metadata):
+        """Gate the written bytes, then write the file again with its verdict (the parity card) in its
+        metadata: to the final name if it passes, to NAME.rejected if not. Every write goes to a temporary
+        file renamed into place, so no failing or half-written file ever has the final name, and a rejected
+        file never replaces or deletes an accepted one of the final name."""
         limits = MODES[row.mode].limits.overridden(self.options.thresholds.get(row.mode, {}))
-        with staged_path(target) as temporary:
+        with staged_path(self.out / row.file) as temporary:
             temporary.write_bytes(data)
             parity = self.reference.measure(open_backend(temporary, EXPORT_FORMATS[row.format].gate_backend))
-            row.parity = parity.to_dict()
-            problems = [f"audit: {b}" for b in audit.breaches] + failures(parity, limits)
-            if problems:
-                row.status, row.reason, row.file = "rejected", "; ".join(problems), f"{row.file}.rejected"
-                target.unlink(missing_ok=True)
-            os.replace(temporary, self.out / row.file)
+        row.parity = parity.to_dict()
+        problems = [f"audit: {b}" for b in audit.breaches] + failures(parity, limits)
+        if problems:
+            row.status, row.reason, row.file = "rejected", "; ".join(problems), f"{row.file}.rejected"
+        card = parity_card(row, parity, limits, self.source)
+        stamped = EXPORT_FORMATS[row.format].embed_metadata(data, dump_metadata({**metadata, "parity": card}))
+        write_bytes_atomic(self.out / row.file, stamped)
+        row.size = len(stamped)
+
+
+def parity_card(row, parity, limits, source):
+    """The gate's verdict as the file carries it: figures, limits, sample size, reference, date."""
+    figures = {k: v for k, v in parity.to_dict().items() if k != "greedy"}
+    return {"verdict": row.status, "reasons": row.reason.split("; ") if row.reason else [],
+            "figures": {k: _json_number(v) for k, v in figures.items()},
+            "limits": {k: _json_number(v) for k, v in asdict(limits).items()},
+            "windows": parity.windows, "reference": source,
+            "date": datetime.now(UTC).isoformat(timespec="seconds")}
+
+
+def _json_number(value):
+    """JSON has no NaN or infinity: a limit that is not set, or a figure that is not a number, is null."""
+    return value if not isinstance(value, float) or math.isfinite(value) else None
 
 
 def _versions(*packages):

@@ -5,12 +5,13 @@ FORBIDDEN = {"tflite": {"WHILE"}, "onnx": {"Loop", "Scan"}}
 
 # Highest operator versions seen to load and run on tflite-runtime 2.14.0 (x86-64, numpy 1.26), from the
 # files carol-export writes (fp32, fp16, dynamic-compat, int8 all loaded; dynamic's FULLY_CONNECTED v12 did not;
-# GATHER v1 (fp32) and v2 (int8), the embedding architecture's input, loaded and ran).
+# GATHER v1 (fp32) and v2 (int8), the embedding architecture's input, loaded and ran; the fused
+# UNIDIRECTIONAL_SEQUENCE_LSTM v1 (float) and v3 (hybrid: int8 weights) loaded and ran).
 # An op missing here, or newer, is reported as not known to load there.
 TFLITE_RUNTIME_214 = {
     "ADD": 2, "BATCH_MATMUL": 2, "CONCATENATION": 2, "DEQUANTIZE": 3, "FULLY_CONNECTED": 9, "GATHER": 2, "LOGISTIC": 2,
     "MUL": 2, "PACK": 2, "QUANTIZE": 1, "RESHAPE": 1, "SOFTMAX": 2, "SPLIT": 2, "STRIDED_SLICE": 2, "TANH": 2,
-    "UNPACK": 2,
+    "UNIDIRECTIONAL_SEQUENCE_LSTM": 3, "UNPACK": 2,
 }
 
 
@@ -52,10 +53,13 @@ def audit_tflite(named_operators, mode=None):
 
 
 def audit_onnx(op_types, mode):
-    """Audit the op types of an ONNX file; the fp32 file must use the native LSTM op."""
+    """Audit the op types of an ONNX file; the fp32 file must use the native LSTM op. An op from another
+    domain than ONNX's own (onnxruntime's contrib ops) limits the file to onnxruntime."""
     breaches = [n for n in op_types if n in FORBIDDEN["onnx"]]
     lstm_ops = [n for n in op_types if "LSTM" in n]
     if mode == "fp32" and "LSTM" not in op_types:
         breaches.append("no native LSTM op")
     lstm_as = ", ".join(lstm_ops) if lstm_ops else ("Loop" if "Loop" in op_types else "unrolled")
-    return Audit(list(op_types), lstm_as, breaches, {"onnxruntime": "yes"})
+    contrib = [n for n in op_types if "." in n]
+    others = f"no: needs {', '.join(contrib)}, onnxruntime's own" if contrib else "yes: standard ONNX ops only"
+    return Audit(list(op_types), lstm_as, breaches, {"onnxruntime": "yes", "other ONNX runtimes": others})

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from types import ModuleType
 
 from carolgen.runtime.errors import CarolError
+from carolgen.runtime.metadata import METADATA_KEY
 from carolgen.runtime.modelfile import FORMATS as FILE_FORMATS
 
 from . import onnx, tflite
@@ -25,6 +26,10 @@ class ExportFormat:
     @property
     def build(self):
         return self.module.build
+
+    def embed_metadata(self, data, text):
+        """The file's bytes with its carolgen metadata entry replaced by `text`."""
+        return self.module.embed_metadata(data, METADATA_KEY, text)
 
     @property
     def suffix(self):

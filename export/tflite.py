@@ -1,10 +1,17 @@
 """Keras twin -> .tflite in every quantisation mode, with the carolgen metadata inside the flatbuffer.
 
-Graph choice, measured on the trained default model (figures in docs/ARCHITECTURE.md and the bench report):
-the fused UNIDIRECTIONAL_SEQUENCE_LSTM op drifts from Keras by ~1e-2 in probability at fp32, far beyond the
-1e-5 gate, and its full-int8 kernel is ~10x slower; the unrolled twin (plain FULLY_CONNECTED / LOGISTIC /
-TANH / MUL / ADD ops) matches Keras to ~1e-7 at the same speed. So every TFLite mode converts the unrolled
-twin, with a fixed batch (TFLite cannot convert an LSTM with a dynamic batch).
+Graph choice (measured; docs/QUANTISATION.md has the figures): the twin converts to one fused
+UNIDIRECTIONAL_SEQUENCE_LSTM op. Its hidden and cell state live in *variable* tensors that persist between
+invocations, so every runtime resets them before each window (runtime/backends.py); with that reset the
+fused graph matches Keras to ~1e-6, is ~half the unrolled graph's size (the unrolled window was 1,412
+operators, each with its own tensor and quantisation records) and no slower. The converter sets the op's
+`cell_clip` to 10, which Keras never does; it is set to 0 (no clipping) so the file computes what Keras does.
+
+int8 keeps three things out of integer arithmetic, because they cost more than they save: the softmaxes (an
+int8 softmax output has a step of 1/256, so every probability below ~0.004 became 0: +30-40% perplexity),
+the output layer (int8 logits flip near-tied characters: top-1 agreement ~0.96) and the LSTM's activations
+(TFLite's integer LSTM kernel ran ~8x slower here). Their weights are still stored as int8: they run
+TFLite's hybrid kernels, as in dynamic mode.
 """
 import numpy as np
 
@@ -15,11 +22,14 @@ from carolgen.runtime.metadata import METADATA_KEY
 from .audit import audit_tflite
 from .twin import make_twin
 
+FLOAT_IN_INT8 = ["SOFTMAX", "UNIDIRECTIONAL_SEQUENCE_LSTM"]
+
 
 def build(model, info, mode, calibration, options, metadata):
     """(file bytes, audit) of `model` as a TFLite file in `mode`, carrying the metadata JSON text."""
-    twin = make_twin(model, info, batch_size=options.batch, unroll=True)
-    data = embed_metadata(convert(twin, mode, calibration), METADATA_KEY, metadata)
+    twin = make_twin(model, info, batch_size=options.batch, unroll=False)
+    data = edit_model(convert(twin, mode, calibration), without_cell_clip)
+    data = embed_metadata(data, METADATA_KEY, metadata)
     return data, audit_tflite(operator_names(TfliteReader(data, "the converted file").operators()), mode)
 
 
@@ -29,58 +39,136 @@ def convert(twin, mode, calibration=None):
     if mode not in RECIPES:
         raise CarolError(f"TFLite export has no recipe for mode {mode!r}")
     converter = tf.lite.TFLiteConverter.from_keras_model(twin)
-    RECIPES[mode](converter, tf, twin, calibration)
-    return converter.convert()
+    return RECIPES[mode](converter, tf, twin, calibration)
 
 
 def _fp32(converter, tf, twin, calibration):
-    pass
+    return converter.convert()
 
 
 def _fp16(converter, tf, twin, calibration):
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.target_spec.supported_types = [tf.float16]
+    return converter.convert()
 
 
 def _dynamic(converter, tf, twin, calibration):
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    return converter.convert()
 
 
 def _dynamic_compat(converter, tf, twin, calibration):
     """Per-tensor weight scales keep FULLY_CONNECTED at version 9, which tflite-runtime 2.14 knows;
     per-channel hybrid FULLY_CONNECTED is version 12 and it refuses to load it."""
-    _dynamic(converter, tf, twin, calibration)
     converter._experimental_disable_per_channel_quantization_for_dense_layers = True
+    return _dynamic(converter, tf, twin, calibration)
 
 
 def _int8(converter, tf, twin, calibration):
-    """Full int8 with float input and output, calibrated on real lyrics windows in batches of the twin's size."""
+    """int8 weights and activations, float input and output, calibrated on real lyrics windows. The ops in
+    FLOAT_IN_INT8 and the output layer (the FULLY_CONNECTED feeding a softmax) stay float (TensorFlow's
+    selective quantisation); then their weight matrices become int8 for the hybrid kernels."""
+    head = output_layer_names(converter.convert())
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     batch = twin.inputs[0].shape[0] or 1
-    converter.representative_dataset = lambda: ([calibration[i:i + batch]]
-                                                for i in range(0, len(calibration) - batch + 1, batch))
+
+    def representative():
+        return ([calibration[i:i + batch]] for i in range(0, len(calibration) - batch + 1, batch))
+    converter.representative_dataset = representative
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     converter.inference_input_type = converter.inference_output_type = tf.float32
+    options = tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=FLOAT_IN_INT8, denylisted_nodes=head)
+    debugger = tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=representative,
+                                                         debug_options=options)
+    return edit_model(debugger.get_nondebug_quantized_model(), int8_hybrid_weights)
 
 
-# How each mode sets up the converter: (converter, tf, twin, calibration windows) -> None.
+# How each mode converts: (converter, tf, twin, calibration windows) -> flatbuffer bytes.
 RECIPES = {"fp32": _fp32, "fp16": _fp16, "dynamic": _dynamic, "dynamic-compat": _dynamic_compat, "int8": _int8}
 
 
-def embed_metadata(flatbuffer, name, text):
-    """The same model with a metadata entry `name` whose buffer holds `text` (UTF-8)."""
+def edit_model(flatbuffer, *edits):
+    """The flatbuffer after each edit(schema, model object) has changed the unpacked model in place."""
     import flatbuffers
     from ai_edge_litert import schema_py_generated as schema
     model = schema.ModelT.InitFromPackedBuf(bytearray(flatbuffer), 0)
-    buffer = schema.BufferT()
-    buffer.data = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
-    model.buffers.append(buffer)
-    entry = schema.MetadataT()
-    entry.name, entry.buffer = name, len(model.buffers) - 1
-    model.metadata = [m for m in (model.metadata or []) if m.name != name.encode()] + [entry]
-    builder = flatbuffers.Builder(len(flatbuffer) + len(text) + 1024)
+    for edit in edits:
+        edit(schema, model)
+    builder = flatbuffers.Builder(len(flatbuffer) + 1024)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output())
+
+
+def operators_named(schema, model, name):
+    """(subgraph, operator) for each operator of the builtin kind `name`."""
+    code = getattr(schema.BuiltinOperator, name)
+    for graph in model.subgraphs:
+        for op in graph.operators:
+            opcode = model.operatorCodes[op.opcodeIndex]
+            if max(opcode.builtinCode, opcode.deprecatedBuiltinCode) == code:
+                yield graph, op
+
+
+def output_layer_names(flatbuffer):
+    """Output tensor names of the FULLY_CONNECTED ops that feed a softmax: the layer whose int8 logits
+    would flip near-tied next characters (top-1 agreement fell to ~0.96 with it in int8)."""
+    from ai_edge_litert import schema_py_generated as schema
+    model = schema.ModelT.InitFromPackedBuf(bytearray(flatbuffer), 0)
+    softmax_inputs = {op.inputs[0] for _, op in operators_named(schema, model, "SOFTMAX")}
+    layers = operators_named(schema, model, "FULLY_CONNECTED")
+    return [graph.tensors[op.outputs[0]].name.decode() for graph, op in layers if op.outputs[0] in softmax_inputs]
+
+
+def without_cell_clip(schema, model):
+    for _, op in operators_named(schema, model, "UNIDIRECTIONAL_SEQUENCE_LSTM"):
+        op.builtinOptions.cellClip = 0.0
+
+
+# Ops whose float weights int8 mode stores as int8 when the op itself stays float: (weight inputs, the op
+# version of the hybrid kernel, as the converter writes it for dynamic files with per-tensor scales).
+HYBRID_WEIGHTS = {"UNIDIRECTIONAL_SEQUENCE_LSTM": (range(1, 9), 3), "FULLY_CONNECTED": ((1,), 9)}
+
+
+def int8_hybrid_weights(schema, model):
+    """Store the float weight matrices of float LSTM and FULLY_CONNECTED ops as symmetric per-tensor int8:
+    the interpreter then runs its hybrid kernels (int8 weights, float activations), as in dynamic mode."""
+    for name, (inputs, version) in HYBRID_WEIGHTS.items():
+        for graph, op in operators_named(schema, model, name):
+            weights = [graph.tensors[op.inputs[i]] for i in inputs]
+            if graph.tensors[op.inputs[0]].type != schema.TensorType.FLOAT32 or any(
+                    w.type != schema.TensorType.FLOAT32 for w in weights):
+                continue
+            for tensor in weights:
+                _store_int8(schema, tensor, model.buffers[tensor.buffer])
+            op.builtinOptions.asymmetricQuantizeInputs = True
+            code = model.operatorCodes[op.opcodeIndex]
+            code.version = max(code.version, version)
+
+
+def _store_int8(schema, tensor, buffer):
+    weights = np.frombuffer(bytes(buffer.data), dtype=np.float32)
+    scale = float(np.abs(weights).max()) / 127 or 1.0
+    buffer.data = np.clip(np.round(weights / scale), -127, 127).astype(np.int8).view(np.uint8)
+    tensor.type = schema.TensorType.INT8
+    tensor.quantization = schema.QuantizationParametersT()
+    tensor.quantization.scale, tensor.quantization.zeroPoint = [scale], [0]
+
+
+def embed_metadata(flatbuffer, name, text):
+    """The same model with metadata entry `name` holding `text` (UTF-8); an existing entry's buffer is reused."""
+    def set_entry(schema, model):
+        data = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
+        for entry in model.metadata or []:
+            if entry.name == name.encode():
+                model.buffers[entry.buffer].data = data
+                return
+        buffer = schema.BufferT()
+        buffer.data = data
+        model.buffers.append(buffer)
+        entry = schema.MetadataT()
+        entry.name, entry.buffer = name, len(model.buffers) - 1
+        model.metadata = [*(model.metadata or []), entry]
+    return edit_model(flatbuffer, set_entry)
 
 
 def operator_names(operators):

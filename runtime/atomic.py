@@ -1,4 +1,5 @@
-"""Atomic file writes: write beside the target, then rename, so no half-written file has the final name."""
+"""Atomic file writes: write beside the target, then rename, so no half-written file has the final name.
+Only a regular file is ever replaced: never a directory, a device node, a fifo or a symlink."""
 import os
 import tempfile
 from contextlib import contextmanager
@@ -11,6 +12,8 @@ from .errors import CarolError
 def staged_path(target):
     """Yield a temporary path beside `target` for the caller to publish with os.replace; gone if it does not."""
     target = Path(target)
+    if os.path.lexists(target) and (target.is_symlink() or not target.is_file()):
+        raise CarolError(f"refusing to write {target}: it exists and is not a regular file")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)

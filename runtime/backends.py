@@ -11,7 +11,7 @@ import importlib
 import importlib.util
 import platform
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -30,6 +30,8 @@ class Backend:
     opener: Callable  # (model_file, backend row, threads, reference_kernels) -> an opened backend
     # (machine, quantisation) pairs where only the interpreter's reference kernels are safe (see TfliteBackend).
     reference_kernels_for: frozenset = frozenset()
+    # quantisation -> the interpreter's session settings for such files (see OnnxBackend).
+    session_config_for: dict = field(default_factory=dict)
 
     @property
     def installed(self):
@@ -78,8 +80,7 @@ def open_backend(path, backend=None, threads=1, reference_kernels=None):
 
 def needs_reference_kernels(row, info):
     """True where the backend's row lists this machine and quantisation as crashing its optimised kernels."""
-    quantisation = info.document.get("export", {}).get("quantization")
-    return (platform.machine().lower(), quantisation) in row.reference_kernels_for
+    return (platform.machine().lower(), info.quantisation) in row.reference_kernels_for
 
 
 def _interpreter(row, attribute):
@@ -128,6 +129,9 @@ class TfliteBackend:
         return batch == self.batch
 
     def probs(self, windows):
+        """Each window from a zero state: the fused LSTM op keeps its state in variable tensors that would
+        otherwise carry over from the previous call."""
+        self.interpreter.reset_all_variables()
         self.interpreter.set_tensor(self.input, windows)
         self.interpreter.invoke()
         return self.interpreter.get_tensor(self.probs_output)
@@ -153,6 +157,8 @@ class OnnxBackend:
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
         options.log_severity_level = 3
+        for key, value in row.session_config_for.get(self.info.quantisation, {}).items():
+            options.add_session_config_entry(key, value)
         try:
             self.session = onnxruntime.InferenceSession(str(model_file.path), options,
                                                         providers=["CPUExecutionProvider"])
@@ -209,9 +215,15 @@ def _first_line(error):
 # the x86-64 build of tflite-runtime, run it fine.
 _AARCH64_INT8 = frozenset({("aarch64", "int8"), ("arm64", "int8")})
 
+# A dynamic ONNX file stores int8 weights behind DequantizeLinear nodes (export/onnx.py). onnxruntime keeps
+# such nodes unfolded by default (to fuse them into integer kernels), which would dequantise every weight on
+# every call and stop the LSTM from pre-packing its weights; with its QDQ handling off it folds them into
+# float weights once, at load, and the file runs as fast as fp32 (measured: docs/QUANTISATION.md).
+_FOLD_INT8_WEIGHTS = {"dynamic": {"session.disable_quant_qdq": "1"}}
+
 BACKENDS = {b.name: b for b in (
     Backend("litert", "tflite", "ai_edge_litert.interpreter", TfliteBackend),
     Backend("tflite-runtime", "tflite", "tflite_runtime.interpreter", TfliteBackend, _AARCH64_INT8),
     Backend("tensorflow-lite", "tflite", "tensorflow.lite.python.interpreter", TfliteBackend),
-    Backend("onnxruntime", "onnx", "onnxruntime", OnnxBackend),
+    Backend("onnxruntime", "onnx", "onnxruntime", OnnxBackend, session_config_for=_FOLD_INT8_WEIGHTS),
 )}

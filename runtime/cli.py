@@ -82,6 +82,10 @@ def run(args, default_model):
     check_run(args.length, args.num_samples)
     model = Path(args.model) if args.model else default_model(args.backend)
     generator = load(model, backend=args.backend, threads=args.threads)
+    info = generator.backend.info
+    warning = info.verdict_warning(model.name)
+    if warning:
+        print(warning, file=sys.stderr)
     seed = new_seed() if args.seed is None else args.seed
     prime, length, target = args.prime, args.length, None
     if args.continue_file:
@@ -111,7 +115,9 @@ def write_texts(generator, prime, length, options, stream):
 def report(args, generator, model, seed, texts, target):
     timing, backend = generator.timing, generator.backend.name
     if args.json:
+        info = generator.backend.info
         document = {"texts": texts, "seed": seed, "model": str(model), "backend": backend,
+                    "verdict": info.verdict, "verdict_warning": info.verdict_warning(model.name),
                     "batch_mode": timing.batch_mode, "timings": {
                         "characters": timing.characters, "samples": timing.samples,
                         "first_char_seconds": timing.first_char_seconds, "total_seconds": timing.total_seconds,

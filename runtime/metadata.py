@@ -31,6 +31,35 @@ class ModelInfo:
     document: dict
     encoding: object  # the model's InputEncoding (runtime/encoding.py)
 
+    def section(self, name):
+        """A section of the document (training, export, parity) as a dict; {} when absent or not an object,
+        so a tampered document cannot make a reader crash."""
+        value = self.document.get(name)
+        return value if isinstance(value, dict) else {}
+
+    @property
+    def verdict(self):
+        """The parity gate's verdict an exported file carries ('accepted', 'rejected'), None if it has none."""
+        value = self.section("parity").get("verdict")
+        return value if isinstance(value, str) else None
+
+    def verdict_warning(self, name):
+        """One line to warn with when an exported file lacks an accepted verdict; None when there is nothing
+        to say (an accepted file, or a checkpoint, which is the reference itself)."""
+        if not self.section("export") or self.verdict == "accepted":
+            return None
+        if self.verdict is None:
+            return (f"warning: {name} carries no parity verdict (exported by an older carolgen, or altered); "
+                    "re-export it to have it checked against its checkpoint")
+        reasons = self.section("parity").get("reasons") or ["no reason recorded"]
+        return (f"warning: {name} was {self.verdict} by carol-export's parity gate ({reasons[0]}); "
+                "its text may not be what the trained model writes")
+
+    @property
+    def quantisation(self):
+        value = self.section("export").get("quantization")
+        return value if isinstance(value, str) else None
+
 
 def parse_metadata(text, source):
     """Check a metadata document (JSON text) and return its ModelInfo."""

@@ -1,6 +1,7 @@
 """carol-export through the real converters and interpreters, on a tiny trained model."""
 import json
 import math
+import os
 
 import numpy as np
 import pytest
@@ -26,8 +27,11 @@ def test_every_mode_is_exported_or_explained(every_mode):
             continue
         assert row.status in ("accepted", "rejected"), (row.file, row.reason)
         assert (out / row.file).is_file() and row.size == (out / row.file).stat().st_size
-        assert all(math.isfinite(row.parity[k]) for k in ("max_abs_dp", "top1", "mean_kl"))
-        assert len(row.parity["greedy"]) == 5
+        assert all(math.isfinite(row.parity[k]) for k in ("max_abs_dp", "top1", "mean_kl", "perplexity_increase"))
+        assert row.parity["mean_kl"] >= 0 and len(row.parity["greedy"]) == 5
+        card = read_model_file(out / row.file).info.document["parity"]
+        assert card["verdict"] == row.status and card["windows"] == row.parity["windows"]
+        assert card["reference"]["sha256"] and card["limits"]["min_top1"] > 0
     assert {r.file for r in rows if r.mode == "fp32"} == {"model-fp32.tflite", "model-fp32.onnx"}
 
 
@@ -87,29 +91,70 @@ def test_audit_refuses_a_graph_with_a_loop():
     assert not audit.passed and "WHILE" in audit.breaches and audit.lstm_as == "WHILE loop"
 
 
-def test_parity_gate_rejects_a_perturbed_file(tmp_path, tiny_checkpoint, every_mode):
-    """A file whose output layer was nudged must fail the gate and never keep its final name."""
+def _output_bias_changed(path, vocab_size, change):
+    """The ONNX file's bytes with its output bias changed by change(values) in place."""
     import onnx
     from onnx import numpy_helper
-
-    from carolgen.checkpoint import load_checkpoint
-    from carolgen.export.api import Exporter, Options, Row
-    from carolgen.export.audit import audit_onnx
-    out = every_mode[0]
-    proto = onnx.load(out / "model-fp32.onnx")
-    bias = max(proto.graph.initializer, key=lambda t: t.dims == [read_model_file(tiny_checkpoint).info.vocab.size])
+    proto = onnx.load(path)
+    bias = next(t for t in proto.graph.initializer if list(t.dims) == [vocab_size])
     values = numpy_helper.to_array(bias).copy()
-    values[0] += 0.5
+    change(values)
     bias.CopyFrom(numpy_helper.from_array(values, bias.name))
+    return proto.SerializeToString()
+
+
+def _publish(checkpoint, out, data, fmt="onnx", mode="fp32"):
+    """Run the export's gate-and-publish step on `data` as the file of (fmt, mode); returns the row."""
+    from carolgen.checkpoint import load_checkpoint
+    from carolgen.export.api import Exporter, Options, Row, file_name
+    from carolgen.export.audit import Audit
+    model, info = load_checkpoint(checkpoint)
+    exporter = Exporter(Options(checkpoint, out=out), model, info, out)
+    row = Row(file_name(checkpoint.stem, fmt, mode), fmt, mode, "accepted")
+    exporter.publish(row, data, Audit([], ""), exporter._metadata(fmt, mode, None))
+    return row
+
+
+@pytest.mark.parametrize("change, reason", [
+    (lambda values: values.__setitem__(0, values[0] + 0.5), "max |dp|"),
+    (lambda values: values.__setitem__(1, np.nan), "not finite"),
+])
+def test_parity_gate_rejects_a_perturbed_or_nan_file(tmp_path, tiny_checkpoint, every_mode, change, reason):
+    """A file whose output layer was nudged, or holds one NaN weight, fails the gate; the accepted file of the
+    final name is left as it was, and the rejected file says so in its metadata."""
+    vocab_size = read_model_file(tiny_checkpoint).info.vocab.size
+    data = _output_bias_changed(every_mode[0] / "model-fp32.onnx", vocab_size, change)
     target = tmp_path / "model-fp32.onnx"
-    target.write_bytes(b"an older accepted file")
-    model, info = load_checkpoint(tiny_checkpoint)
-    exporter = Exporter(Options(tiny_checkpoint, out=tmp_path), model, info, tmp_path)
-    row = Row("model-fp32.onnx", "onnx", "fp32", "accepted")
-    exporter.publish(row, proto.SerializeToString(), audit_onnx(["LSTM"], "fp32"))
-    assert row.status == "rejected" and "max |dp|" in row.reason
-    assert not target.exists() and (tmp_path / "model-fp32.onnx.rejected").is_file()
+    target.write_bytes(b"an accepted file from another run")
+    row = _publish(tiny_checkpoint, tmp_path, data)
+    assert row.status == "rejected" and reason in row.reason, row.reason
+    assert target.read_bytes() == b"an accepted file from another run"
+    card = read_model_file(tmp_path / "model-fp32.onnx.rejected").info.document["parity"]
+    assert card["verdict"] == "rejected" and any(reason in r for r in card["reasons"])
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_parity_gate_rejects_an_int8_softmax_output(tmp_path):
+    """Plain full-int8 conversion (softmax output in int8: probabilities in steps of 1/256) of the bundled
+    model: real next characters get probability 0 and perplexity rises, so the gate must refuse it."""
+    import tensorflow as tf
+
+    import carolgen
+    from carolgen.checkpoint import load_checkpoint
+    from carolgen.export.tflite import embed_metadata
+    from carolgen.export.twin import make_twin
+    from carolgen.export.windows import calibration_windows
+    from carolgen.runtime.metadata import METADATA_KEY, dump_metadata
+    model, info = load_checkpoint(carolgen.DEFAULT_CHECKPOINT)
+    converter = tf.lite.TFLiteConverter.from_keras_model(make_twin(model, info, batch_size=1))
+    windows, _ = calibration_windows(info, count=300)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: ([windows[i:i + 1]] for i in range(len(windows)))
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    converter.inference_input_type = converter.inference_output_type = tf.float32
+    data = embed_metadata(converter.convert(), METADATA_KEY, dump_metadata(info.document))
+    row = _publish(carolgen.DEFAULT_CHECKPOINT, tmp_path, data, fmt="tflite", mode="int8")
+    assert row.status == "rejected" and "real next characters given < 1e-06" in row.reason, row.reason
 
 
 def test_cli_exits_1_and_renames_when_the_gate_fails(tmp_path, tiny_checkpoint):
@@ -125,6 +170,20 @@ def test_cli_table(tmp_path, tiny_checkpoint):
     result = run_cli("carol-export", "--model", tiny_checkpoint, "--format", "onnx", "--output", tmp_path)
     assert result.returncode == 0, result.stderr
     assert "| model-fp32.onnx |" in result.stdout and "✅ accepted" in result.stdout
+
+
+@pytest.mark.parametrize("kind", ["symlink", "directory", "fifo"])
+def test_atomic_writes_replace_only_regular_files(tmp_path, kind):
+    from carolgen.runtime.errors import CarolError
+    target, elsewhere = tmp_path / "model.tflite", tmp_path / "elsewhere"
+    elsewhere.write_bytes(b"keep")
+    {"symlink": lambda: target.symlink_to(elsewhere), "directory": target.mkdir,
+     "fifo": lambda: os.mkfifo(target)}[kind]()
+    with pytest.raises(CarolError, match="not a regular file"):
+        with atomic_path(target) as temporary:
+            temporary.write_bytes(b"new")
+    assert elsewhere.read_bytes() == b"keep"
+    assert target.is_symlink() if kind == "symlink" else not target.is_file()
 
 
 def test_atomic_path_leaves_nothing_on_failure(tmp_path):

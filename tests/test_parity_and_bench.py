@@ -23,8 +23,8 @@ def keras_generator():
 @pytest.fixture(scope="module")
 def bundled_reference(keras_generator):
     from carolgen.export.parity import Reference
-    from carolgen.export.windows import held_out_set
-    return Reference(keras_generator.backend, *held_out_set(keras_generator.backend.info))
+    from carolgen.export.windows import parity_set
+    return Reference(keras_generator.backend, parity_set(keras_generator.backend.info))
 
 
 @pytest.mark.parametrize("kind", ["tflite", "onnx"])

@@ -76,6 +76,26 @@ def test_cli_json(files):
     document = json.loads(result.stdout)
     assert len(document["texts"]) == 2 and document["backend"] == "onnxruntime"
     assert document["batch_mode"] == "batched" and isinstance(document["seed"], int)
+    assert document["verdict"] == "accepted" and document["verdict_warning"] is None and result.stderr == ""
+
+
+@pytest.mark.parametrize("parity, warning", [
+    ({"verdict": "rejected", "reasons": ["top-1 agreement 0.9000 < 0.97"]},
+     "was rejected by carol-export's parity gate (top-1 agreement 0.9000 < 0.97)"),
+    (None, "carries no parity verdict"),
+])
+def test_cli_warns_once_about_a_file_without_an_accepted_verdict(files, tmp_path, parity, warning):
+    from carolgen.export.formats import EXPORT_FORMATS
+    from carolgen.runtime.metadata import dump_metadata
+    document = {k: v for k, v in read_model_file(files["onnx"]).info.document.items() if k != "parity"}
+    if parity:
+        document["parity"] = parity
+    path = tmp_path / "model-fp32.onnx.rejected"
+    path.write_bytes(EXPORT_FORMATS["onnx"].embed_metadata(files["onnx"].read_bytes(), dump_metadata(document)))
+    result = run_cli("carol-generate", "--model", path, "--length", 10, "--json")
+    assert result.returncode == 0, result.stderr
+    assert warning in result.stderr and len(result.stderr.splitlines()) == 1
+    assert json.loads(result.stdout)["verdict"] == (parity or {}).get("verdict")
 
 
 def test_cli_continue_and_compare(files, tiny_lyrics, tmp_path):

@@ -1,0 +1,104 @@
+"""The report's targets, each computed from one run's rows and marked ✅ or ❌ (a NaN never passes).
+
+Speed targets compare rows measured side by side in the same run. Quantisation targets hold each quantised
+file to the size and speed that make it worth choosing, and to its mode's gate promises (export/modes.py).
+"""
+import math
+
+from carolgen.export.modes import MODES
+
+# A quantised file is worth choosing when it is at most this fraction of the fp32 file of the same format.
+SIZE_TARGETS = {"int8": 0.40, "dynamic": 0.60, "dynamic-compat": 0.60}
+NO_SLOWER = 1.0  # p50 relative to fp32 on the same runtime
+
+
+def mark(passed):
+    return "✅" if passed else "❌"
+
+
+def _find(rows, key):
+    return next((r for r in rows if tuple(r["key"]) == tuple(key) and r.get("p50_us")), {})
+
+
+def _ratio(row, reference, field):
+    return row[field] / reference[field] if row.get(field) and reference.get(field) else math.nan
+
+
+def speed_targets(rows, starts):
+    """The speed contracts of the main checkpoint's fp32 files."""
+    main = rows[0]["key"][0] if rows else None
+    onnx, hand = _find(rows, (main, "file", "onnx", "fp32", "onnxruntime")), \
+        _find(rows, (main, "reference", "onnx", "fp32", "onnxruntime"))
+    tfl, unrolled = _find(rows, (main, "file", "tflite", "fp32", "litert")), \
+        _find(rows, (main, "reference", "tflite", "fp32", "litert"))
+    lines = []
+    if onnx and hand:
+        ratio = _ratio(onnx, hand, "p50_us")
+        lines.append(f"- {mark(ratio <= 1.25)} fp32 ONNX forward p50 {onnx['p50_us']:.1f} µs vs hand-built native-LSTM "
+                     f"graph {hand['p50_us']:.1f} µs: **{ratio:.2f}×** (target ≤ 1.25×)")
+    if tfl and unrolled:
+        ratio = _ratio(tfl, unrolled, "p50_us")
+        lines.append(f"- {mark(ratio <= NO_SLOWER)} fp32 TFLite (fused LSTM op) forward p50 {tfl['p50_us']:.1f} µs vs "
+                     f"the unrolled file {unrolled['p50_us']:.1f} µs: **{ratio:.2f}×** (target ≤ 1.00×), at "
+                     f"**{_ratio(tfl, unrolled, 'size_kb'):.2f}×** its size")
+    if onnx.get("chars_per_s"):
+        speedup = onnx.get("speedup_vs_seed") or math.nan
+        lines.append(f"- {mark(onnx['chars_per_s'] >= 5000 and speedup >= 300 and onnx['peak_rss_mb'] <= 80)} greedy "
+                     f"generation, fp32 ONNX: **{onnx['chars_per_s']:,.0f} chars/s** (target ≥ 5,000: the edge budget "
+                     f"the default architecture was sized for), **{speedup:,.0f}×** the seed loop (target ≥ 300×), "
+                     f"peak RSS {onnx['peak_rss_mb']:.0f} MB (target ≤ 80 MB)")
+    for name, seconds in starts.values():
+        lines.append(f"- {mark(seconds <= 0.5)} cold start, `carol-generate --model {name} --length 1` as a new "
+                     f"process: **{seconds:.2f} s** median (target ≤ 0.5 s to the first character)")
+    return "\n".join(lines)
+
+
+def quantisation_targets(rows):
+    """A Markdown table: each quantised file on each runtime against the fp32 file of the same checkpoint,
+    format and runtime, and against its mode's gate promises."""
+    lines = ["| file · runtime | size vs fp32 | p50 vs fp32 | held-out perplexity | top-1 | lost characters |",
+             "|---|---|---|---|---|---|"]
+    for row in rows:
+        checkpoint, kind, fmt, mode_name, runtime = row["key"]
+        if kind != "file" or mode_name == "fp32" or not row.get("p50_us") or mode_name not in MODES:
+            continue
+        fp32 = _find(rows, (checkpoint, kind, fmt, "fp32", runtime))
+        limits = MODES[mode_name].limits
+        size, speed = _ratio(row, fp32, "size_kb"), _ratio(row, fp32, "p50_us")
+        increase, top1, lost = (row.get(k) for k in ("perplexity_increase", "top1", "lost"))
+        increase = math.nan if increase is None else increase
+        size_target = SIZE_TARGETS.get(mode_name, 1.0)
+        cells = [f"{mark(size <= size_target)} {size:.2f}× (≤ {size_target:.2f}×)",
+                 f"{mark(speed <= NO_SLOWER)} {speed:.2f}× (≤ {NO_SLOWER:.2f}×)",
+                 f"{mark(increase <= limits.max_ppl_increase)} {increase:+.2%} (≤ +{limits.max_ppl_increase:.1%})",
+                 f"{mark((top1 or math.nan) >= limits.min_top1)} {top1 or math.nan:.3f} (≥ {limits.min_top1:g})",
+                 f"{mark(lost == 0)} {lost}"]
+        lines.append(f"| {row['row']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) if len(lines) > 2 else "- no quantised file was measured"
+
+
+def against_previous(rows, previous):
+    """A Markdown table of each exported file's size, p50 and perplexity change against a previous report
+    (report.json) of the same rows. The previous figures come from another run, so p50 compares loosely."""
+    if not previous:
+        return ""
+    old_rows = {tuple(r["key"]): r for r in previous.get("rows", []) if r.get("key")}
+    old_keras = previous.get("keras_perplexity", {})
+    lines = ["| file · runtime | size KB before → now | p50 µs before → now | perplexity vs Keras before → now |",
+             "|---|---|---|---|"]
+    for row in rows:
+        old = old_rows.get(tuple(row["key"]))
+        if row["key"][1] != "file" or not old or not old.get("p50_us") or not row.get("p50_us"):
+            continue
+        before = _old_increase(old, old_keras.get(row["key"][0]))
+        lines.append(f"| {row['row']} | {old['size_kb']:.0f} → {row['size_kb']:.0f} | {old['p50_us']:.0f} → "
+                     f"{row['p50_us']:.0f} | {before:+.2%} → {row.get('perplexity_increase', math.nan):+.2%} |")
+    return "\n".join(lines)
+
+
+def _old_increase(old, keras_perplexity):
+    if old.get("perplexity_increase") is not None:
+        return old["perplexity_increase"]
+    if old.get("perplexity_change") is not None and keras_perplexity:
+        return old["perplexity_change"] / keras_perplexity
+    return math.nan
