@@ -7,6 +7,7 @@ import numpy as np
 
 from carolgen.runtime.encoding import WINDOW, normalise
 from carolgen.runtime.errors import CarolError
+from carolgen.runtime.inputs import read_text_file
 
 
 def builtin_lyrics_dir():
@@ -41,11 +42,7 @@ def load_lyrics(folder=None, **normalise_options):
         raise CarolError(f"no .txt files in {folder}")
     songs = {}
     for path in paths:
-        try:
-            raw = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError as error:
-            raise CarolError(f"{path} is not UTF-8 text (byte {error.start}): save it as UTF-8") from None
-        text = normalise(raw, **normalise_options).strip()
+        text = normalise(read_text_file(path, "lyrics file"), **normalise_options).strip()
         if text:
             songs[path.stem] = text
     if not songs:

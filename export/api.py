@@ -15,6 +15,7 @@ from carolgen.keras_backend import KerasBackend
 from carolgen.runtime.atomic import staged_path, write_bytes_atomic
 from carolgen.runtime.backends import open_backend
 from carolgen.runtime.errors import CarolError
+from carolgen.runtime.generate import MAX_SAMPLES as MAX_MODEL_SAMPLES
 from carolgen.runtime.metadata import dump_metadata
 
 from .formats import EXPORT_FORMATS, export_format
@@ -61,10 +62,10 @@ def check_options(options):
         export_format(name)
     for name in options.modes:
         mode(name)
-    if options.calibration_windows < 300 and any(MODES[m].calibrated for m in options.modes):
-        raise CarolError("--calibration-windows must be at least 300 for calibrated modes (int8)")
-    if options.batch < 1 or not 11 <= options.opset <= 21:
-        raise CarolError("--batch must be >= 1 and --opset between 11 and 21")
+    if not 300 <= options.calibration_windows <= 100_000 and any(MODES[m].calibrated for m in options.modes):
+        raise CarolError("--calibration-windows must be 300-100,000 for calibrated modes (int8)")
+    if not 1 <= options.batch <= MAX_MODEL_SAMPLES or not 11 <= options.opset <= 21:
+        raise CarolError(f"--batch must be 1-{MAX_MODEL_SAMPLES} and --opset between 11 and 21")
     if options.calibration_lyrics is not None and not Path(options.calibration_lyrics).is_dir():
         raise CarolError(f"calibration lyrics folder not found: {options.calibration_lyrics}")
 

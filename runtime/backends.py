@@ -19,6 +19,9 @@ from .errors import CarolError
 from .modelfile import FORMATS, read_model_file
 from .quiet import quiet_native_stderr
 
+# More threads than any Pi or laptop has cores gains nothing; TFLite crashed on --threads 100000.
+MAX_THREADS = 64
+
 
 @dataclass(frozen=True)
 class Backend:
@@ -60,8 +63,8 @@ def open_backend(path, backend=None, threads=1, reference_kernels=None):
     `reference_kernels` (TFLite only): None decides from the backend's table row and this machine;
     True or False forces TFLite's reference or optimised kernels."""
     model_file = read_model_file(path)
-    if threads < 1:
-        raise CarolError(f"--threads must be at least 1, not {threads}")
+    if not 1 <= threads <= MAX_THREADS:
+        raise CarolError(f"--threads must be 1-{MAX_THREADS}, not {threads}")
     if backend is None:
         names = available_backends(model_file.kind)
         if not names:

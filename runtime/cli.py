@@ -6,10 +6,11 @@ import textwrap
 from pathlib import Path
 
 from .backends import BACKENDS
-from .cli_common import ArgumentParser, run_command
+from .cli_common import ArgumentParser, run_command, seed_number
 from .encoding import UNKNOWN_POLICIES, normalise
 from .errors import CarolError
 from .generate import check_run, load, new_seed
+from .inputs import read_text_file
 from .sampling import DEFAULT_SAMPLING, check_sampling
 
 EXAMPLES = """examples:
@@ -33,7 +34,7 @@ def parse_args(argv):
                         help="sample from the k likeliest characters (0 = all)")
     parser.add_argument("--top-p", type=float, default=DEFAULT_SAMPLING["top_p"],
                         help="nucleus sampling mass (1 = off)")
-    parser.add_argument("--seed", type=int, help="random seed (printed when not given)")
+    parser.add_argument("--seed", type=seed_number, help="random seed, 0 or more (printed when not given)")
     parser.add_argument("--num-samples", type=int, default=1, help="continuations to write, as one batch")
     parser.add_argument("--backend", help=f"{', '.join(BACKENDS)} (default: the first installed for the file)")
     parser.add_argument("--threads", type=int, default=1, help="interpreter threads")
@@ -50,12 +51,7 @@ def parse_args(argv):
 
 def halves(path, normalisation):
     """(first half, second half) of a lyrics file, normalised like training, split at a space near the middle."""
-    try:
-        text = normalise(Path(path).read_text(encoding="utf-8"), **normalisation).strip()
-    except FileNotFoundError:
-        raise CarolError(f"lyrics file not found: {path}") from None
-    except (UnicodeDecodeError, IsADirectoryError):
-        raise CarolError(f"{path} is not a UTF-8 text file") from None
+    text = normalise(read_text_file(path, "lyrics file"), **normalisation).strip()
     if len(text) < 2:
         raise CarolError(f"{path} has too little text to continue")
     middle = text.find(" ", len(text) // 2)

@@ -19,10 +19,25 @@ def run_command(body):
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as error:  # a full disk, a closed or full stdout, an input that vanished: one line, no traceback
+        print(f"{_prog()}: error: {error.strerror or error}{f': {error.filename}' if error.filename else ''}",
+              file=sys.stderr)
+        return EXIT_BAD_INPUT
 
 
 def _prog():
     return os.path.basename(sys.argv[0]) or "carolgen"
+
+
+def seed_number(text):
+    """argparse type for a seed: a whole number >= 0 (numpy refuses negative seeds)."""
+    value = int(text)
+    if value < 0:
+        raise ValueError(text)
+    return value
+
+
+seed_number.__name__ = "seed"  # argparse names the type in its message: "invalid seed value: '-1'"
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):

@@ -30,9 +30,18 @@ class Timing:
         return self.characters * self.samples / self.total_seconds if self.total_seconds else 0.0
 
 
-def check_run(length, num_samples):
-    if length < 0 or num_samples < 1:
-        raise CarolError(f"--length must be >= 0 and --num-samples >= 1 (got {length}, {num_samples})")
+MAX_LENGTH = 1_000_000  # characters per sample
+MAX_SAMPLES = 1024
+MAX_TEXT_CELLS = 50_000_000  # samples x (window + length): the one text array a run allocates
+
+
+def check_run(length, num_samples, window=0):
+    if not 0 <= length <= MAX_LENGTH or not 1 <= num_samples <= MAX_SAMPLES:
+        raise CarolError(f"--length must be 0-{MAX_LENGTH:,} and --num-samples 1-{MAX_SAMPLES:,} "
+                         f"(got {length}, {num_samples})")
+    if num_samples * (window + length) > MAX_TEXT_CELLS:
+        raise CarolError(f"--num-samples {num_samples} x --length {length} is more text than one run writes "
+                         f"({MAX_TEXT_CELLS:,} characters with the window); split it into several runs")
 
 
 def new_seed():
@@ -58,7 +67,7 @@ class Generator:
                top_p=DEFAULT_SAMPLING["top_p"], seed=None, num_samples=1, unknown="error", attention=False):
         """Yield, for each step, a list of `num_samples` characters. Temperature 0 is greedy."""
         check_sampling(temperature, top_k, top_p)
-        check_run(length, num_samples)
+        check_run(length, num_samples, self.window)
         rng = np.random.default_rng(seed)
         prime = self.prepare_prime(prime, unknown)
         text = np.empty((num_samples, self.window + length), dtype=self.encoding.dtype)
@@ -68,6 +77,9 @@ class Generator:
         start = time.perf_counter()
         for t in range(length):
             probs = step(self.encoding.inputs(text[:, t:t + self.window]))
+            if probs.shape != (num_samples, self.vocab.size):
+                raise CarolError(f"the model returned probabilities of shape {probs.shape}, not {num_samples} x its "
+                                 f"vocabulary of {self.vocab.size}: its metadata does not match the graph")
             picks = sample(probs, temperature, top_k, top_p, rng)
             text[:, self.window + t] = self._values[picks]
             if t == 0:

@@ -12,6 +12,8 @@ from .errors import CarolError
 
 METADATA_KEY = "carolgen"
 FORMAT_VERSION = 1
+MAX_WINDOW = 4096  # characters of context; a larger claim is damage, and would size buffers from it
+MAX_VOCAB = 4096
 
 
 def make_metadata(vocab, window, encoding, model_config, **sections):
@@ -65,7 +67,7 @@ def parse_metadata(text, source):
     """Check a metadata document (JSON text) and return its ModelInfo."""
     try:
         doc = json.loads(text)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise CarolError(f"{source}: its carolgen metadata is not valid JSON (the file is damaged)") from None
     if not isinstance(doc, dict) or doc.get("format") != "carolgen":
         raise CarolError(f"{source}: the metadata is not carolgen's")
@@ -77,8 +79,13 @@ def parse_metadata(text, source):
                          f"(this carolgen knows {', '.join(ENCODINGS)})")
     try:
         vocab, window = Vocab(doc["vocab"]), int(doc["window"])
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, OverflowError):
         raise CarolError(f"{source}: the metadata lacks a usable vocab or window") from None
+    if not 1 <= window <= MAX_WINDOW or not 2 <= vocab.size <= MAX_VOCAB or window != doc["window"]:
+        raise CarolError(f"{source}: the metadata's window ({doc['window']!r}) or vocabulary size ({vocab.size}) is "
+                         f"out of range (window 1-{MAX_WINDOW}, vocabulary 2-{MAX_VOCAB})")
+    if not isinstance(doc.get("normalisation", {}), dict) or not isinstance(doc.get("model", {}), dict):
+        raise CarolError(f"{source}: the metadata's normalisation or model section is not an object")
     if vocab.pad_char != doc.get("pad_char"):
         raise CarolError(f"{source}: the metadata's pad character does not match its vocabulary")
     return ModelInfo(vocab, window, {**NORMALISE_DEFAULTS, **doc.get("normalisation", {})}, doc,

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from .errors import CarolError
 from .flatbuffer import TfliteReader
+from .inputs import MAX_MODEL_BYTES, MAX_TEXT_BYTES, read_regular_file
 from .metadata import METADATA_KEY, ModelInfo, parse_metadata
 from .protobuf import OnnxReader
 
@@ -29,10 +30,12 @@ def _onnx_contents(data, path):
 def _keras_contents(data, path):
     try:
         with zipfile.ZipFile(path) as archive:
+            if archive.getinfo(KERAS_METADATA_ENTRY).file_size > MAX_TEXT_BYTES:
+                raise CarolError(f"{path}: its carolgen metadata entry claims more than {MAX_TEXT_BYTES:,} bytes")
             return archive.read(KERAS_METADATA_ENTRY), []
     except KeyError:
         raise CarolError(f"{path} is a Keras file without carolgen metadata: train it with carol-train") from None
-    except (zipfile.BadZipFile, OSError, EOFError):
+    except (zipfile.BadZipFile, OSError, EOFError, zipfile.LargeZipFile, NotImplementedError):
         raise CarolError(f"{path} is a damaged .keras file (not a readable zip archive)") from None
 
 
@@ -72,9 +75,7 @@ class ModelFile:
 def read_model_file(path):
     """Verify `path` and read its carolgen metadata; CarolError with one clear line if anything is off."""
     path = Path(path)
-    if not path.is_file():
-        raise CarolError(f"model file not found: {path}")
-    data = path.read_bytes()
+    data = read_regular_file(path, "model file", MAX_MODEL_BYTES)
     kind = sniff_kind(data, path)
     text, operators = FORMATS[kind].contents(data, path)
     if text is None:

@@ -9,12 +9,16 @@ from .errors import CarolError
 # carol-generate's and the Python API's defaults: the sampled settings with the best word rate that do not
 # loop, measured on the bundled model (benchmarks/results/SAMPLING.md).
 DEFAULT_SAMPLING = {"temperature": 0.7, "top_k": 0, "top_p": 0.8}
+# Below 0.01 sampling is greedy in all but name (and 1e-320 overflows to nothing); above 100 it is noise.
+MIN_TEMPERATURE, MAX_TEMPERATURE = 0.01, 100.0
+ROW_SUM_TOLERANCE = 0.01  # a softmax row sums to 1 within float rounding; far off means a damaged model
 
 
 def check_sampling(temperature=1.0, top_k=0, top_p=1.0):
     """Reject nonsense sampling values with one clear message."""
-    if not np.isfinite(temperature) or temperature < 0:
-        raise CarolError(f"--temperature must be 0 (greedy) or positive, not {temperature}")
+    if not (temperature == 0 or MIN_TEMPERATURE <= temperature <= MAX_TEMPERATURE):
+        raise CarolError(f"--temperature must be 0 (greedy) or between {MIN_TEMPERATURE:g} and {MAX_TEMPERATURE:g}, "
+                         f"not {temperature}")
     if int(top_k) != top_k or top_k < 0:
         raise CarolError(f"--top-k must be a whole number >= 0 (0 = off), not {top_k}")
     if not (0 < top_p <= 1):
@@ -42,8 +46,18 @@ def shape_distribution(probs, temperature=1.0, top_k=0, top_p=1.0):
     return p / p.sum(axis=1, keepdims=True)
 
 
+def check_probabilities(probs):
+    """Refuse what no softmax gives: NaN or infinite values, negative values, rows not summing to 1. A
+    damaged model otherwise samples index 0 for ever (a page of spaces) and exits as if all were well."""
+    sums = probs.sum(axis=1)
+    if not (np.isfinite(sums).all() and (probs >= 0).all() and (np.abs(sums - 1) <= ROW_SUM_TOLERANCE).all()):
+        raise CarolError("the model computed invalid probabilities (NaN, infinite, negative or not summing to 1): "
+                         "the file is damaged; re-export it")
+
+
 def sample(probs, temperature, top_k, top_p, rng):
     """Next-character indices (B,) for probabilities (B, V). Temperature 0 is argmax and uses no randomness."""
+    check_probabilities(probs)
     if temperature == 0:
         return np.argmax(probs, axis=1)
     p = shape_distribution(probs, temperature, top_k, top_p)

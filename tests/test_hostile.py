@@ -1,0 +1,132 @@
+"""Hostile and broken inputs: one clear line on stderr and exit 2, never a traceback, a crash or a hang."""
+import json
+import os
+
+import numpy as np
+import pytest
+from conftest import run_cli
+
+from carolgen.runtime.metadata import dump_metadata
+from carolgen.runtime.modelfile import read_model_file
+
+
+@pytest.fixture(scope="module")
+def onnx_file(tiny_exports):
+    return tiny_exports[0] / "model-fp32.onnx"
+
+
+def assert_one_line_exit_2(result, *words):
+    assert result.returncode == 2, (result.returncode, result.stderr)
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr, result.stderr
+    assert all(word in result.stderr for word in words), result.stderr
+
+
+def with_metadata(onnx_file, folder, text):
+    """A copy of the ONNX file whose carolgen metadata is `text`."""
+    from carolgen.export.formats import EXPORT_FORMATS
+    path = folder / "tampered.onnx"
+    path.write_bytes(EXPORT_FORMATS["onnx"].embed_metadata(onnx_file.read_bytes(), text))
+    return path
+
+
+def document(onnx_file, **changes):
+    return dump_metadata({**read_model_file(onnx_file).info.document, **changes})
+
+
+@pytest.mark.parametrize("case", ["fifo", "directory", "sparse"])
+def test_model_paths_that_are_not_model_files(tmp_path, case):
+    path = tmp_path / "model.onnx"
+    if case == "fifo":
+        os.mkfifo(path)  # reading it would block for ever
+    elif case == "directory":
+        path.mkdir()
+    else:
+        with open(path, "wb") as handle:
+            handle.truncate(2**30)  # 1 GiB, sparse: must not be read whole
+    result = run_cli("carol-generate", "--model", path, "--length", 5, timeout=60)
+    assert_one_line_exit_2(result, str(path))
+
+
+@pytest.mark.parametrize("text, words", [
+    (None, ["window"]),  # "window": Infinity, from json.dumps
+    ("[" * 100_000, ["not valid JSON"]),
+    ("window-1e9", ["out of range"]),
+    ("normalisation", ["normalisation"]),
+])
+def test_tampered_metadata(onnx_file, tmp_path, text, words):
+    text = {None: document(onnx_file, window=float("inf")),
+            "window-1e9": document(onnx_file, window=10**9),
+            "normalisation": document(onnx_file, normalisation="lowercase")}.get(text, text)
+    result = run_cli("carol-generate", "--model", with_metadata(onnx_file, tmp_path, text), "--length", 5)
+    assert_one_line_exit_2(result, *words)
+
+
+def test_metadata_vocabulary_shorter_than_the_graph(onnx_file, tmp_path):
+    """The graph's output is wider than the vocabulary the metadata claims: refused, not silently wrong text."""
+    vocab = read_model_file(onnx_file).info.document["vocab"]
+    text = document(onnx_file, vocab=vocab[:-1])
+    result = run_cli("carol-generate", "--model", with_metadata(onnx_file, tmp_path, text), "--length", 5, "--quiet")
+    assert_one_line_exit_2(result, "probabilities of shape")
+
+
+def test_a_nan_weight_is_refused_not_sampled(onnx_file, tmp_path):
+    import onnx
+    from onnx import numpy_helper
+    proto = onnx.load(onnx_file)
+    weight = max(proto.graph.initializer, key=lambda t: int(np.prod(t.dims)))
+    values = numpy_helper.to_array(weight).copy()
+    values.flat[0] = np.nan
+    weight.CopyFrom(numpy_helper.from_array(values, weight.name))
+    path = tmp_path / "nan.onnx"
+    onnx.save(proto, path)
+    result = run_cli("carol-generate", "--model", path, "--length", 20, "--quiet")
+    assert_one_line_exit_2(result, "invalid probabilities")
+
+
+@pytest.mark.parametrize("args, words", [
+    (["--temperature", "1e-320"], ["--temperature"]),
+    (["--temperature", "nan"], ["--temperature"]),
+    (["--threads", "100000"], ["--threads"]),
+    (["--seed", "-1"], ["--seed"]),
+    (["--length", str(10**12)], ["--length"]),
+    (["--num-samples", str(10**12)], ["--num-samples"]),
+    (["--num-samples", "1000", "--length", "900000"], ["split it"]),
+])
+def test_extreme_options(onnx_file, args, words):
+    assert_one_line_exit_2(run_cli("carol-generate", "--model", onnx_file, *args, timeout=60), *words)
+
+
+def test_a_full_stdout_is_one_line(onnx_file):
+    """Writing to /dev/full fails with ENOSPC: one line on stderr, exit 2."""
+    import shutil
+    import subprocess
+    with open("/dev/full", "w") as full:
+        result = subprocess.run([shutil.which("carol-generate"), "--model", str(onnx_file), "--length", "5000",
+                                 "--quiet"], stdout=full, stderr=subprocess.PIPE, text=True, timeout=60)
+    assert_one_line_exit_2(result, "No space left")
+
+
+@pytest.mark.parametrize("kind", ["fifo", "huge", "continue-fifo"])
+def test_lyrics_that_would_hang_or_exhaust(tmp_path, tiny_lyrics, onnx_file, kind):
+    folder = tmp_path / "lyrics"
+    folder.mkdir()
+    for song in sorted(tiny_lyrics.iterdir())[:2]:
+        (folder / song.name).write_bytes(song.read_bytes())
+    bad = folder / "odd.txt"
+    if kind == "huge":
+        bad.write_text("snow " * 1_000_000)
+    else:
+        os.mkfifo(bad)
+    if kind == "continue-fifo":
+        result = run_cli("carol-generate", "--model", onnx_file, "--continue", bad, timeout=60)
+    else:
+        result = run_cli("carol-train", "--lyrics", folder, "--epochs", 1, "--out", tmp_path / "run", timeout=120)
+    assert_one_line_exit_2(result, "odd.txt")
+    assert not (tmp_path / "run" / "model.keras").exists()
+
+
+def test_json_document_still_parses_after_a_refusal(onnx_file):
+    """A refused option never leaves half a JSON document on stdout."""
+    result = run_cli("carol-generate", "--model", onnx_file, "--json", "--threads", "0")
+    assert result.returncode == 2 and result.stdout == ""
+    assert json.loads(run_cli("carol-generate", "--model", onnx_file, "--json", "--length", 3).stdout)["texts"]
