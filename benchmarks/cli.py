@@ -19,7 +19,7 @@ from carolgen.runtime.errors import CarolError
 
 from .litert_tool import litert_benchmark_tool
 from .report import write_report
-from .rows import baseline_plans, file_plans, measure, reference_plans
+from .rows import baseline_plans, file_plans, measure, reference_plans, retime, take_round_medians
 
 EXAMPLES = """examples:
   carol-bench --out benchmarks/results --python-tflite-runtime /opt/tflite214/bin/python
@@ -28,10 +28,10 @@ EXAMPLES = """examples:
 SETTINGS = {
     "full": {"iterations": 2000, "warmup": 200, "generate_chars": 2000, "seed_loop_chars": 100,
              "seed_loop_iterations": 100, "windows": 2000, "primes": 5, "tool_runs": 2000, "cold_starts": 5,
-             "word_rate_chars": WORD_RATE_SETTINGS["length"]},
+             "word_rate_chars": WORD_RATE_SETTINGS["length"], "timing_rounds": 3},
     "quick": {"iterations": 100, "warmup": 10, "generate_chars": 200, "seed_loop_chars": 10,
               "seed_loop_iterations": 10, "windows": 50, "primes": 2, "tool_runs": 100, "cold_starts": 1,
-              "word_rate_chars": 200},
+              "word_rate_chars": 200, "timing_rounds": 1},
 }
 PACKAGES = ["numpy", "tensorflow", "keras", "tf_keras", "tf2onnx", "onnx", "onnxruntime", "ai-edge-litert"]
 
@@ -151,6 +151,7 @@ def bench_checkpoint(checkpoint, settings, workdir, tflite_python, main):
     for plan in plans:
         progress(f"measuring {plan.label}")
         results.append(measure(plan, shared, settings, workdir, reference, known_words))
+    retime_in_rounds(plans, results, shared, settings, workdir)
     tool, starts = {}, {}
     for row in (r for r in export_rows if r.status == "accepted" and r.format == "tflite"):
         if row.mode in ("fp32", "int8"):
@@ -161,6 +162,20 @@ def bench_checkpoint(checkpoint, settings, workdir, tflite_python, main):
         for row in (r for r in export_rows if r.status == "accepted" and r.mode == "fp32"):
             starts[row.format] = (row.file, cold_start(files_dir / row.file, settings["cold_starts"]))
     return CheckpointRun(export_rows, results, reference.perplexity, tool, starts)
+
+
+def retime_in_rounds(plans, results, shared, settings, workdir):
+    """Time the file and reference rows again, in turn, `timing_rounds` times in all, and keep each row's
+    median: the machine's drift over the minutes of a run then spreads over every row."""
+    timed = [(plan, result) for plan, result in zip(plans, results, strict=True)
+             if result.measured and plan.kind in ("file", "reference")]
+    rounds = {id(result): [] for _, result in timed}
+    for number in range(2, settings["timing_rounds"] + 1):
+        for plan, result in timed:
+            progress(f"timing round {number}/{settings['timing_rounds']}: {plan.label}")
+            rounds[id(result)].append(retime(plan, shared, settings, workdir))
+    for _, result in timed:
+        take_round_medians(result, rounds[id(result)])
 
 
 def checkpoints_from(models):

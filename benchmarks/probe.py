@@ -101,8 +101,7 @@ def main(path):
         result["greedy"] = [generator.generate(p, request["greedy_chars"], temperature=0) for p in request["primes"]]
     if request.get("samples"):
         options = dict(request["samples"])
-        texts = Generator(backend).generate("", options.pop("length"), **options)
-        result["samples"] = texts if isinstance(texts, list) else [texts]
+        result["samples"] = Generator(backend).generate_batch("", options.pop("length"), **options)
     print(json.dumps(result))
 
 

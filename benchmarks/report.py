@@ -177,7 +177,9 @@ def markdown(machine, settings, quick, rows, tool, starts, keras_perplexity, exp
 Machine: {machine['cpu']}, {machine['cores']} cores, Python {machine['python']}, {machine['platform']}.
 Packages: {packages}. Date: {machine['date']}.
 
-Every row ran in its own process, one interpreter thread, batch 1, in one run of carol-bench. Latency is a
+Every row ran in its own process, one interpreter thread, batch 1, in one run of carol-bench. Latency and
+chars/s of the file and reference rows are the median over {settings['timing_rounds']} rounds, the rows
+timed in turn in each, so that the machine's drift during the run spreads over every row. Latency is a
 forward pass (set input, invoke, read output) after {settings['warmup']} warm-up calls, over
 {settings['iterations']} calls (the seed loop: {settings['seed_loop_iterations']}); chars/s is greedy generation of
 {settings['generate_chars']} characters ({settings['seed_loop_chars']} for the seed loop) through carolgen's loop, the

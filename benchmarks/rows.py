@@ -6,6 +6,8 @@ finds its rows whatever the checkpoint is called.
 import sys
 from dataclasses import asdict, dataclass, field
 
+import numpy as np
+
 from carolgen.quality import word_rate_of
 from carolgen.runtime.backends import BACKENDS
 
@@ -75,20 +77,45 @@ def reference_plans(references, stem):
             for description, (path, fmt, runtime) in references.items()]
 
 
+def probe_request(plan, shared, settings, timing_only=False):
+    """What the probe of a row is asked to do; `timing_only` skips fidelity and word-rate samples."""
+    baseline = plan.kind == "baseline"
+    return {"model": plan.model, "backend": plan.runtime, "kernels": "auto", "windows": shared["windows"],
+            "primes": shared["primes"] if plan.fidelity and not timing_only else [],
+            "greedy_chars": shared["greedy_chars"],
+            "timing": {"iterations": settings["seed_loop_iterations" if baseline else "iterations"],
+                       "warmup": settings["warmup"],
+                       "generate_chars": settings["seed_loop_chars" if baseline else "generate_chars"]},
+            "samples": None if baseline or timing_only else shared["samples"]}
+
+
+# The figures a machine's drift moves: carol-bench measures them in rounds, rows taken in turn, and reports
+# the median over the rounds, so that a slow minute does not land on one row alone.
+TIMED_FIGURES = ("p50_us", "p90_us", "p99_us", "chars_per_s")
+
+
+def retime(plan, shared, settings, workdir):
+    """The timed figures of one more timing-only probe of a row, or None if it did not run."""
+    command, env = host_command(plan.python, workdir)
+    outcome = run_probe(command, probe_request(plan, shared, settings, timing_only=True), workdir, env=env)
+    return {k: outcome.result[k] for k in TIMED_FIGURES} if outcome.status == "ok" else None
+
+
+def take_round_medians(result, rounds):
+    """Replace a result's timed figures by their median over its first probe and the extra rounds."""
+    measured = [{k: result.figures[k] for k in TIMED_FIGURES}] + [r for r in rounds if r]
+    for key in TIMED_FIGURES:
+        result.figures[key] = float(np.median([r[key] for r in measured]))
+    result.figures["timing_rounds"] = len(measured)
+
+
 def measure(plan, shared, settings, workdir, reference, known_words):
     """Run one plan's probe; a crash, timeout or refusal is the row's note, never raised."""
     if not plan.python:
         return Result(asdict(plan), False, "not measured: no --python-tflite-runtime given (it needs numpy<2, "
                                            "so its own environment)")
-    baseline = plan.kind == "baseline"
-    request = {"model": plan.model, "backend": plan.runtime, "kernels": "auto", "windows": shared["windows"],
-               "primes": shared["primes"] if plan.fidelity else [], "greedy_chars": shared["greedy_chars"],
-               "timing": {"iterations": settings["seed_loop_iterations" if baseline else "iterations"],
-                          "warmup": settings["warmup"],
-                          "generate_chars": settings["seed_loop_chars" if baseline else "generate_chars"]},
-               "samples": None if baseline else shared["samples"]}
     command, env = host_command(plan.python, workdir)
-    outcome = run_probe(command, request, workdir, env=env)
+    outcome = run_probe(command, probe_request(plan, shared, settings), workdir, env=env)
     if outcome.status != "ok":
         return Result(asdict(plan), False, outcome.note)
     figures = dict(outcome.result)

@@ -5,6 +5,7 @@ from carolgen.keras_backend import register_keras
 from carolgen.runtime import cli
 from carolgen.runtime.backends import available_backends, backend_row
 from carolgen.runtime.errors import CarolError
+from carolgen.runtime.generate import load as runtime_load
 
 # The files shipped in carolgen/models, by format, in the order carol-generate tries them.
 BUNDLED = {"tflite": "model-fp32.tflite", "onnx": "model-fp32.onnx", "keras": "model.keras"}
@@ -18,6 +19,13 @@ def bundled_model(backend=None):
         if available_backends(kind):
             return carolgen.MODELS_DIR / BUNDLED[kind]
     raise CarolError("no interpreter is installed: pip install 'carolgen[litert]' or 'carolgen[onnx]'")
+
+
+def load(path=None, backend=None, threads=1):
+    """A Generator for a model file, as carol-generate opens it; with no path, the bundled model:
+    `carolgen.load().generate("the star ", 200)`."""
+    register_keras()
+    return runtime_load(bundled_model(backend) if path is None else path, backend=backend, threads=threads)
 
 
 def main(argv=None):

@@ -24,9 +24,7 @@ def lyric_words(songs):
 def quality_samples(generator, settings=WORD_RATE_SETTINGS):
     """The texts the word rate is measured on (a list, one per sample)."""
     options = dict(settings)
-    length, count = options.pop("length"), options["num_samples"]
-    texts = generator.generate("", length, **options)
-    return [texts] if count == 1 else texts
+    return generator.generate_batch("", options.pop("length"), **options)
 
 
 def word_rate_of(texts, known):

@@ -4,6 +4,7 @@ Graph choice: tf2onnx's from_keras on the tf_keras twin emits the native ONNX `L
 pass here, within a few us of a hand-built graph), where the Keras 3 graph becomes an ONNX Loop (~630 us).
 The batch dimension stays dynamic, so one file serves any --num-samples.
 """
+import logging
 import os
 import tempfile
 from contextlib import contextmanager
@@ -147,12 +148,19 @@ def output_layer(proto, output="output"):
 
 @contextmanager
 def _files(proto):
-    """(source path holding `proto`, target path) in a temporary folder: the quantisers work on files."""
+    """(source path holding `proto`, target path) in a temporary folder: the quantisers work on files. Their
+    advice to the root logger ("consider pre-processing") is kept off the user's terminal meanwhile."""
     import onnx
+    root = logging.getLogger()
+    level = root.level
     with tempfile.TemporaryDirectory() as folder:
         source, target = os.path.join(folder, "in.onnx"), os.path.join(folder, "out.onnx")
         onnx.save(proto, source)
-        yield source, target
+        root.setLevel(logging.ERROR)
+        try:
+            yield source, target
+        finally:
+            root.setLevel(level)
 
 
 def _load(path):

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from carolgen.runtime.errors import CarolError
 from carolgen.runtime.generate import Generator
 
 from .modes import GREEDY_LENGTH, LOST_BELOW, LOST_IF_REFERENCE_ABOVE, ROW_SUM_TOLERANCE
@@ -43,8 +44,13 @@ class Parity:
 
 
 def greedy_texts(backend, primes, length=GREEDY_LENGTH):
+    """Each prime's greedy text; empty for a file whose probabilities the sampler refuses (NaN, say): its
+    probabilities fail the gate on their own, so the greedy figures need only say nothing matched."""
     generator = Generator(backend)
-    return [generator.generate(prime, length, temperature=0) for prime in primes]
+    try:
+        return [generator.generate(prime, length, temperature=0) for prime in primes]
+    except CarolError:
+        return [""] * len(primes)
 
 
 class Reference:

@@ -8,12 +8,18 @@ from pathlib import Path
 from .errors import CarolError
 
 
+def check_writable(target):
+    """Refuse a target that exists and is not a regular file (a directory, device, fifo or symlink)."""
+    target = Path(target)
+    if os.path.lexists(target) and (target.is_symlink() or not target.is_file()):
+        raise CarolError(f"refusing to write {target}: it exists and is not a regular file")
+
+
 @contextmanager
 def staged_path(target):
     """Yield a temporary path beside `target` for the caller to publish with os.replace; gone if it does not."""
     target = Path(target)
-    if os.path.lexists(target) and (target.is_symlink() or not target.is_file()):
-        raise CarolError(f"refusing to write {target}: it exists and is not a regular file")
+    check_writable(target)
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)

@@ -182,7 +182,10 @@ class OnnxBackend:
         return self.batch is None or batch == self.batch
 
     def probs(self, windows):
-        return self.session.run(self.outputs, {self.input: windows})[0]
+        try:
+            return self.session.run(self.outputs, {self.input: windows})[0]
+        except Exception as error:  # onnxruntime's own exception types: a graph that fails when it runs
+            raise CarolError(f"onnxruntime failed running {self.model_file.path}: {_first_line(error)}") from None
 
     def probs_and_attention(self, windows):
         _require_attention(self.attention_output, self.model_file.path)

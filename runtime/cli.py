@@ -5,6 +5,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+from .atomic import check_writable
 from .backends import BACKENDS
 from .cli_common import ArgumentParser, run_command, seed_number
 from .encoding import UNKNOWN_POLICIES, normalise
@@ -73,10 +74,27 @@ def similarity(a, b):
     return difflib.SequenceMatcher(None, a, b, autojunk=False).ratio()
 
 
-def run(args, default_model):
-    check_sampling(args.temperature, args.top_k, args.top_p)  # before loading: bad values fail fast
+def check_args(args):
+    """Everything that can be refused before a model is loaded or a character written."""
+    check_sampling(args.temperature, args.top_k, args.top_p)
     check_run(args.length, args.num_samples)
-    model = Path(args.model) if args.model else default_model(args.backend)
+    if args.temperature == 0 and args.num_samples > 1:
+        raise CarolError("--temperature 0 is greedy: every one of --num-samples would be the same text; "
+                         "sample with a temperature above 0, or write one")
+    if args.compare and not args.continue_file:
+        raise CarolError("--compare shows the held-back half of a --continue file: give --continue FILE")
+    if args.model is not None and not args.model.strip():
+        raise CarolError("--model is empty: name a .tflite, .onnx or .keras file, or leave --model out for the "
+                         "bundled model")
+    if args.attention:
+        from .plots import pyplot
+        pyplot()  # matplotlib missing is said now, not after the text was written
+        check_writable(args.attention)
+
+
+def run(args, default_model):
+    check_args(args)
+    model = Path(args.model) if args.model is not None else default_model(args.backend)
     generator = load(model, backend=args.backend, threads=args.threads)
     info = generator.backend.info
     warning = info.verdict_warning(model.name)
@@ -89,31 +107,39 @@ def run(args, default_model):
         length = len(target)
     options = dict(temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=seed,
                    num_samples=args.num_samples, unknown=args.unknown, attention=bool(args.attention))
-    texts = write_texts(generator, prime, length, options, stream=not args.json and args.num_samples == 1)
-    report(args, generator, model, seed, texts, target)
+    texts, interrupted = write_texts(generator, prime, length, options,
+                                     stream=not args.json and args.num_samples == 1)
+    report(args, generator, model, seed, texts, target, interrupted)
+    if interrupted:
+        raise KeyboardInterrupt  # after what was written has been shown: exit 130
     if args.attention:
         from .plots import plot_generation_attention
         plot_generation_attention(generator, prime, texts[0], args.attention)
 
 
 def write_texts(generator, prime, length, options, stream):
-    """Generate; with `stream`, each character goes to stdout as it comes."""
+    """(texts, interrupted): generate; with `stream`, each character goes to stdout as it comes. Ctrl-C
+    stops the generation, not the run: what was written so far is still reported."""
     texts = [[] for _ in range(options["num_samples"])]
-    for step in generator.stream(prime, length, **options):
-        for text, char in zip(texts, step, strict=True):
-            text.append(char)
-        if stream:
-            sys.stdout.write(step[0])
-            sys.stdout.flush()
-    return ["".join(t) for t in texts]
+    try:
+        for step in generator.stream_batch(prime, length, **options):
+            for text, char in zip(texts, step, strict=True):
+                text.append(char)
+            if stream:
+                sys.stdout.write(step[0])
+                sys.stdout.flush()
+    except KeyboardInterrupt:
+        return ["".join(t) for t in texts], True
+    return ["".join(t) for t in texts], False
 
 
-def report(args, generator, model, seed, texts, target):
+def report(args, generator, model, seed, texts, target, interrupted=False):
     timing, backend = generator.timing, generator.backend.name
     if args.json:
         info = generator.backend.info
         document = {"texts": texts, "seed": seed, "model": str(model), "backend": backend,
                     "verdict": info.verdict, "verdict_warning": info.verdict_warning(model.name),
+                    "interrupted": interrupted,
                     "batch_mode": timing.batch_mode, "timings": {
                         "characters": timing.characters, "samples": timing.samples,
                         "first_char_seconds": timing.first_char_seconds, "total_seconds": timing.total_seconds,

@@ -5,6 +5,11 @@ import sys
 
 from .errors import EXIT_BAD_INPUT, CarolError
 
+# Packages that only an extra installs, and that extra: a runtime-only install that reaches for training,
+# export or drawing gets one line naming what to install, not a traceback.
+EXTRA_FOR_MODULE = {"tensorflow": "train", "tf_keras": "train", "keras": "train", "tf2onnx": "train",
+                    "onnx": "train", "flatbuffers": "train", "matplotlib": "plots"}
+
 
 def run_command(body):
     """Run a command's body; CarolError becomes 'prog: error: message' and its exit code (2 for bad input,
@@ -17,6 +22,13 @@ def run_command(body):
     except KeyboardInterrupt:
         print(f"{_prog()}: interrupted", file=sys.stderr)
         return 130
+    except ModuleNotFoundError as error:
+        extra = EXTRA_FOR_MODULE.get((error.name or "").split(".")[0])
+        if extra is None:
+            raise
+        print(f"{_prog()}: error: this needs {error.name}, which this install lacks: pip install 'carolgen[{extra}]'",
+              file=sys.stderr)
+        return EXIT_BAD_INPUT
     except BrokenPipeError:
         return 0
     except OSError as error:  # a full disk, a closed or full stdout, an input that vanished: one line, no traceback
@@ -45,7 +57,7 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
     def _get_help_string(self, action):
         text = action.help or ""
-        if "default" in text or action.default in (None, False, argparse.SUPPRESS) or not action.option_strings:
+        if "default" in text or action.default in (None, False, [], argparse.SUPPRESS) or not action.option_strings:
             return text
         return f"{text} (default: %(default)s)"
 

@@ -8,6 +8,11 @@ import struct
 
 from .errors import CarolError
 
+# TensorType codes of the integer types TFLite quantises (UINT8 3, INT16 7, INT8 9), and the range of a scale
+# a real model has (the converter's scales here are ~1e-6 to ~1).
+QUANTISED_TYPES = {3, 7, 9}
+MIN_SCALE, MAX_SCALE = 1e-20, 1e20
+
 
 class TfliteReader:
     """A bounds-checked walk over a TFLite flatbuffer (schema fields by index, as in schema.fbs)."""
@@ -75,6 +80,7 @@ class TfliteReader:
                 self._ints(tensor, 0)
                 if self._scalar(tensor, 2, "<I") >= max(len(self.buffers), 1):
                     self._fail()
+                self._check_quantisation(tensor)
             for operator in self._tables(subgraph, 3):
                 if self._scalar(operator, 0, "<I") >= len(self.opcodes):
                     self._fail()
@@ -85,6 +91,34 @@ class TfliteReader:
             offset, size = self._scalar(buffer, 1, "<Q"), self._scalar(buffer, 2, "<Q")
             if offset > 1 and offset + size > len(self.data):
                 self._fail()
+
+    def _floats(self, table, index):
+        start, length = self._vector(table, index, 4)
+        return [self._read("<f", start + 4 * i) for i in range(length)]
+
+    def _check_quantisation(self, tensor):
+        """An integer tensor's scales must be usable numbers, one zero point per scale, and a per-channel
+        dimension that exists: interpreters abort (a native crash, not an error) on a scale of 1e-43, a
+        missing one, or a channel count that does not match."""
+        if self._scalar(tensor, 1, "<b") not in QUANTISED_TYPES:
+            return
+        quantisation = self._field(tensor, 4)
+        if quantisation is None:
+            self._fail_quantisation("no quantisation parameters")
+        table = self._offset(quantisation)
+        scales = self._floats(table, 2)
+        zero_points = self._vector(table, 3, 8)[1]
+        if not scales or zero_points != len(scales):
+            self._fail_quantisation("scales missing or not one zero point per scale")
+        if not all(MIN_SCALE <= s <= MAX_SCALE for s in scales):  # NaN fails too
+            self._fail_quantisation(f"a scale outside {MIN_SCALE:g}-{MAX_SCALE:g}")
+        shape = self._ints(tensor, 0)
+        dimension = self._scalar(table, 6, "<i")
+        if len(scales) > 1 and not (0 <= dimension < len(shape) and shape[dimension] == len(scales)):
+            self._fail_quantisation("per-channel scales that do not match the tensor's shape")
+
+    def _fail_quantisation(self, what):
+        raise CarolError(f"{self.path} is a damaged TFLite file: a quantised tensor has {what}")
 
     def operators(self):
         """Every operator code as (builtin code, version, custom code or '')."""

@@ -50,7 +50,9 @@ def new_seed():
 
 
 class Generator:
-    """Text from a backend: `stream` yields one character per sample per step; `generate` returns the texts."""
+    """Text from a backend. One sample: `generate` returns a string, `stream` yields its characters. Many
+    samples as one batch: `generate_batch` returns a list of strings, `stream_batch` yields a list of
+    characters per step. Sampling defaults are the CLI's (runtime/sampling.DEFAULT_SAMPLING)."""
 
     def __init__(self, backend):
         self.backend = backend
@@ -63,8 +65,23 @@ class Generator:
         """The prime as the model sees it: normalised like its training text, unknown characters handled."""
         return self.vocab.clean(normalise(prime, **self.backend.info.normalisation), unknown)
 
-    def stream(self, prime="", length=200, temperature=DEFAULT_SAMPLING["temperature"], top_k=DEFAULT_SAMPLING["top_k"],
-               top_p=DEFAULT_SAMPLING["top_p"], seed=None, num_samples=1, unknown="error", attention=False):
+    def stream(self, prime="", length=200, **options):
+        """Yield the characters of one sample as they come. Temperature 0 is greedy."""
+        for step in self.stream_batch(prime, length, num_samples=1, **options):
+            yield step[0]
+
+    def generate(self, prime="", length=200, **options):
+        """One sample's text."""
+        return "".join(self.stream(prime, length, **options))
+
+    def generate_batch(self, prime="", length=200, num_samples=2, **options):
+        """`num_samples` texts, generated as one batch where the backend can."""
+        steps = list(self.stream_batch(prime, length, num_samples=num_samples, **options))
+        return ["".join(step[i] for step in steps) for i in range(num_samples)]
+
+    def stream_batch(self, prime="", length=200, temperature=DEFAULT_SAMPLING["temperature"],
+                     top_k=DEFAULT_SAMPLING["top_k"], top_p=DEFAULT_SAMPLING["top_p"], seed=None, num_samples=1,
+                     unknown="error", attention=False):
         """Yield, for each step, a list of `num_samples` characters. Temperature 0 is greedy."""
         check_sampling(temperature, top_k, top_p)
         check_run(length, num_samples, self.window)
@@ -99,13 +116,6 @@ class Generator:
         probs, weights = self.backend.probs_and_attention(windows)
         self.attention.append(np.array(weights))
         return probs
-
-    def generate(self, prime="", length=200, **options):
-        """The generated texts (a list, one per sample; a plain string when num_samples is 1)."""
-        steps = list(self.stream(prime, length, **options))
-        samples = options.get("num_samples", 1)
-        texts = ["".join(step[i] for step in steps) for i in range(samples)]
-        return texts[0] if samples == 1 else texts
 
 
 def load(path, backend=None, threads=1):

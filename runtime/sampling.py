@@ -11,7 +11,9 @@ from .errors import CarolError
 DEFAULT_SAMPLING = {"temperature": 0.7, "top_k": 0, "top_p": 0.8}
 # Below 0.01 sampling is greedy in all but name (and 1e-320 overflows to nothing); above 100 it is noise.
 MIN_TEMPERATURE, MAX_TEMPERATURE = 0.01, 100.0
-ROW_SUM_TOLERANCE = 0.01  # a softmax row sums to 1 within float rounding; far off means a damaged model
+# A float softmax row sums to 1 within rounding; an int8 softmax output (steps of 1/256, older exports and
+# other tools) within ~0.06. Further off than this, the model is damaged.
+ROW_SUM_TOLERANCE = 0.25
 
 
 def check_sampling(temperature=1.0, top_k=0, top_p=1.0):
@@ -47,11 +49,12 @@ def shape_distribution(probs, temperature=1.0, top_k=0, top_p=1.0):
 
 
 def check_probabilities(probs):
-    """Refuse what no softmax gives: NaN or infinite values, negative values, rows not summing to 1. A
+    """Refuse what no softmax gives: NaN or infinite values, negative values, rows far from summing to 1. A
     damaged model otherwise samples index 0 for ever (a page of spaces) and exits as if all were well."""
     sums = probs.sum(axis=1)
     if not (np.isfinite(sums).all() and (probs >= 0).all() and (np.abs(sums - 1) <= ROW_SUM_TOLERANCE).all()):
-        raise CarolError("the model computed invalid probabilities (NaN, infinite, negative or not summing to 1): "
+        raise CarolError("the model computed invalid probabilities (NaN, infinite, negative or far from summing "
+                         "to 1): "
                          "the file is damaged; re-export it")
 
 

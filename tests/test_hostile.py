@@ -130,3 +130,57 @@ def test_json_document_still_parses_after_a_refusal(onnx_file):
     result = run_cli("carol-generate", "--model", onnx_file, "--json", "--threads", "0")
     assert result.returncode == 2 and result.stdout == ""
     assert json.loads(run_cli("carol-generate", "--model", onnx_file, "--json", "--length", 3).stdout)["texts"]
+
+
+@pytest.mark.parametrize("module, args, blocked, extra", [
+    ("carolgen.export.cli", ["--quantize", "fp32"], "tensorflow", "train"),
+    ("carolgen.generate", ["--backend", "keras", "--length", "5"], "tensorflow", "train"),
+    ("carolgen.generate", ["--attention", "a.png", "--length", "5"], "matplotlib", "plots"),
+])
+def test_a_runtime_only_install_is_told_which_extra_to_add(tmp_path, module, args, blocked, extra):
+    """With a package missing (blocked in sys.modules, as in a runtime-only install): one line naming the
+    extra, exit 2, and nothing written."""
+    import subprocess
+    import sys
+    script = (f"import sys\nsys.modules[{blocked!r}] = None\nfrom {module} import main\n"
+              f"raise SystemExit(main({args!r}))")
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert_one_line_exit_2(result, f"carolgen[{extra}]")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_ctrl_c_keeps_what_was_written(onnx_file):
+    """Ctrl-C during a --json batch run still prints the texts so far (marked interrupted), exit 130."""
+    import shutil
+    import signal
+    import subprocess
+    import time
+    process = subprocess.Popen([shutil.which("carol-generate"), "--model", str(onnx_file), "--json",
+                                "--num-samples", "2", "--length", "1000000"], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    time.sleep(8)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stderr
+    document = json.loads(stdout)
+    assert document["interrupted"] and len(document["texts"]) == 2 and len(document["texts"][0]) > 0
+    assert "interrupted" in stderr and "Traceback" not in stderr
+
+
+def test_a_quantisation_scale_no_interpreter_survives_is_refused(tmp_path):
+    """A TFLite file whose int8 tensor claims a scale of 1.8e-43 made the interpreter abort: it is refused
+    before any interpreter sees it."""
+    import carolgen
+    from carolgen.export.tflite import edit_model
+
+    def tiny_scale(schema, model):
+        graph = model.subgraphs[0]
+        tensor = next(t for t in graph.tensors if t.type == schema.TensorType.INT8 and t.quantization)
+        tensor.quantization.scale = [1.8e-43] * len(tensor.quantization.scale)
+    int8 = tmp_path / "int8.tflite"
+    from carolgen.export import export
+    export(carolgen.DEFAULT_CHECKPOINT, ["tflite"], ["dynamic-compat"], out=tmp_path)
+    path = tmp_path / "model-dynamic-compat.tflite"
+    int8.write_bytes(edit_model(path.read_bytes(), tiny_scale))
+    result = run_cli("carol-generate", "--model", int8, "--length", 5)
+    assert_one_line_exit_2(result, "quantised tensor")

@@ -1,5 +1,6 @@
 """The TensorFlow-free runtime on real exported files: loading, generation, the CLI, and damaged files."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -36,9 +37,9 @@ def test_same_seed_same_text(files, kind):
 
 def test_num_samples_batched_on_onnx_looped_on_fixed_batch_tflite(files):
     onnx, tflite = load(files["onnx"]), load(files["tflite"])
-    texts = onnx.generate("", 30, temperature=1.0, seed=2, num_samples=3)
+    texts = onnx.generate_batch("", 30, temperature=1.0, seed=2, num_samples=3)
     assert len(texts) == 3 and onnx.timing.batch_mode == "batched"
-    assert tflite.generate("", 30, temperature=1.0, seed=2, num_samples=3) == texts
+    assert tflite.generate_batch("", 30, temperature=1.0, seed=2, num_samples=3) == texts
     assert tflite.timing.batch_mode == "looped"
 
 
@@ -155,6 +156,35 @@ def test_the_readme_main_command_uses_the_bundled_model():
     result = run_cli("carol-generate", "--length", 80, "--seed", 1)
     assert result.returncode == 0, result.stderr
     assert len(result.stdout.rstrip("\n")) == 80 and "model-fp32" in result.stderr
+
+
+def test_the_readme_python_example_runs_as_written():
+    """Every ```python block of the README, run from the repository root as a user would paste it."""
+    import re
+    import subprocess
+    import sys
+    root = Path(__file__).resolve().parent.parent
+    blocks = re.findall(r"```python\n(.*?)```", (root / "README.md").read_text(), re.S)
+    assert blocks
+    for block in blocks:
+        result = subprocess.run([sys.executable, "-c", block], cwd=root, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def test_api_strings_for_one_sample_lists_for_a_batch(files):
+    generator = load(files["onnx"])
+    text = generator.generate("snow ", 20, seed=3)
+    assert isinstance(text, str) and len(text) == 20
+    assert "".join(generator.stream("snow ", 20, seed=3)) == text
+    batch = generator.generate_batch("snow ", 20, num_samples=2, seed=3)
+    assert isinstance(batch, list) and len(batch) == 2 and all(isinstance(t, str) and len(t) == 20 for t in batch)
+
+
+def test_cli_refuses_options_it_would_ignore(files):
+    for args, words in [(["--compare"], "--continue"), (["--model", ""], "--model is empty")]:
+        result = run_cli("carol-generate", *args)
+        assert result.returncode == 2 and words in result.stderr and result.stderr.count("\n") == 1, result.stderr
 
 
 @pytest.mark.parametrize("kind", ["tflite", "onnx"])
