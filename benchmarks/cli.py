@@ -73,14 +73,16 @@ def keras_reference(checkpoint, settings, workdir):
 
 
 def write_references(model, info, files_dir, stem):
-    """The two speed references, carrying the fp32 ONNX file's metadata (marked as a reference):
-    {description: (path, format, runtime backend)}."""
+    """The two speed references, carrying the fp32 ONNX file's metadata (marked as a reference) and sealed
+    like an exported file: {description: (path, format, runtime backend)}."""
+    from carolgen.runtime import integrity
     from carolgen.runtime.modelfile import read_model_file
 
     from .references import hand_built_onnx, unrolled_tflite
     metadata = {k: v for k, v in read_model_file(files_dir / f"{stem}-fp32.onnx").info.document.items()
                 if k != "parity"}
     metadata["export"] = {**metadata["export"], "reference": True}
+    metadata["integrity"] = dict(integrity.SECTION)
     references = {
         "reference: hand-built ONNX (native LSTM op)": (files_dir / "reference-handbuilt.onnx", "onnx", "onnxruntime",
                                                         lambda: hand_built_onnx(model, metadata)),
@@ -88,7 +90,7 @@ def write_references(model, info, files_dir, stem):
                                                              "litert", lambda: unrolled_tflite(model, info, metadata)),
     }
     for path, _, _, build in references.values():
-        path.write_bytes(build())
+        path.write_bytes(integrity.seal(build()))
     return {description: (path, fmt, runtime) for description, (path, fmt, runtime, _) in references.items()}
 
 

@@ -12,8 +12,8 @@ DEFAULT_CHECKPOINT = MODELS_DIR / "model.keras"
 SEED_CHECKPOINT = MODELS_DIR / "seed.keras"
 
 
-def load(path=None, backend=None, threads=1):
+def load(path=None, backend=None, threads=1, trust=False):
     """A Generator for a model file (default: the bundled model), e.g. `carolgen.load().generate("the star ")`;
     see carolgen.generate.load."""
     from .generate import load as load_model
-    return load_model(path, backend=backend, threads=threads)
+    return load_model(path, backend=backend, threads=threads, trust=trust)

@@ -21,11 +21,12 @@ def bundled_model(backend=None):
     raise CarolError("no interpreter is installed: pip install 'carolgen[litert]' or 'carolgen[onnx]'")
 
 
-def load(path=None, backend=None, threads=1):
+def load(path=None, backend=None, threads=1, trust=False):
     """A Generator for a model file, as carol-generate opens it; with no path, the bundled model:
     `carolgen.load().generate("the star ", 200)`."""
     register_keras()
-    return runtime_load(bundled_model(backend) if path is None else path, backend=backend, threads=threads)
+    return runtime_load(bundled_model(backend) if path is None else path, backend=backend, threads=threads,
+                        trust=trust)
 
 
 def main(argv=None):

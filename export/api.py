@@ -12,6 +12,7 @@ from pathlib import Path
 import carolgen
 from carolgen.checkpoint import file_sha256, load_checkpoint
 from carolgen.keras_backend import KerasBackend
+from carolgen.runtime import integrity
 from carolgen.runtime.atomic import staged_path, write_bytes_atomic
 from carolgen.runtime.backends import open_backend
 from carolgen.runtime.errors import CarolError
@@ -146,16 +147,22 @@ class Exporter:
         file never replaces or deletes an accepted one of the final name."""
         limits = MODES[row.mode].limits.overridden(self.options.thresholds.get(row.mode, {}))
         with staged_path(self.out / row.file) as temporary:
-            temporary.write_bytes(data)
+            temporary.write_bytes(self.sealed(row.format, data, metadata))
             parity = self.reference.measure(open_backend(temporary, EXPORT_FORMATS[row.format].gate_backend))
         row.parity = parity.to_dict()
         problems = [f"audit: {b}" for b in audit.breaches] + failures(parity, limits)
         if problems:
             row.status, row.reason, row.file = "rejected", "; ".join(problems), f"{row.file}.rejected"
         card = parity_card(row, parity, limits, self.source)
-        stamped = EXPORT_FORMATS[row.format].embed_metadata(data, dump_metadata({**metadata, "parity": card}))
+        stamped = self.sealed(row.format, data, {**metadata, "parity": card})
         write_bytes_atomic(self.out / row.file, stamped)
         row.size = len(stamped)
+
+    @staticmethod
+    def sealed(fmt, data, metadata):
+        """The file's bytes carrying `metadata` and sealed with their integrity digest (runtime/integrity.py)."""
+        text = dump_metadata({**metadata, "integrity": dict(integrity.SECTION)})
+        return integrity.seal(EXPORT_FORMATS[fmt].embed_metadata(data, text))
 
 
 def parity_card(row, parity, limits, source):

@@ -57,12 +57,13 @@ def backend_row(name):
     return BACKENDS[name]
 
 
-def open_backend(path, backend=None, threads=1, reference_kernels=None):
+def open_backend(path, backend=None, threads=1, reference_kernels=None, trust=False):
     """Verify the file, read its metadata, and open it with `backend` (default: the best one installed).
 
     `reference_kernels` (TFLite only): None decides from the backend's table row and this machine;
-    True or False forces TFLite's reference or optimised kernels."""
-    model_file = read_model_file(path)
+    True or False forces TFLite's reference or optimised kernels. `trust`: run an exported file that
+    carries no integrity digest (see read_model_file)."""
+    model_file = read_model_file(path, trust)
     if not 1 <= threads <= MAX_THREADS:
         raise CarolError(f"--threads must be 1-{MAX_THREADS}, not {threads}")
     if backend is None:

@@ -45,6 +45,9 @@ def parse_args(argv):
                         help="prime with the first half of a lyrics file and write the second half")
     parser.add_argument("--compare", action="store_true", help="with --continue: show both halves side by side")
     parser.add_argument("--attention", metavar="PNG", help="draw which characters each output attended to")
+    parser.add_argument("--trust-file", action="store_true",
+                        help="run an exported file that carries no integrity digest (an older export, a hand-made "
+                             "graph); an interpreter is no sandbox: only for files you trust")
     parser.add_argument("--quiet", action="store_true", help="no speed line on stderr")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the text")
     return parser.parse_args(argv)
@@ -95,7 +98,7 @@ def check_args(args):
 def run(args, default_model):
     check_args(args)
     model = Path(args.model) if args.model is not None else default_model(args.backend)
-    generator = load(model, backend=args.backend, threads=args.threads)
+    generator = load(model, backend=args.backend, threads=args.threads, trust=args.trust_file)
     info = generator.backend.info
     warning = info.verdict_warning(model.name)
     if warning:

@@ -118,6 +118,7 @@ class Generator:
         return probs
 
 
-def load(path, backend=None, threads=1):
-    """A Generator for a model file: `load("model-fp32.tflite").generate("the star", 200, temperature=0)`."""
-    return Generator(open_backend(path, backend=backend, threads=threads))
+def load(path, backend=None, threads=1, trust=False):
+    """A Generator for a model file: `load("model-fp32.tflite").generate("the star", 200, temperature=0)`.
+    `trust` runs an exported file that carries no integrity digest."""
+    return Generator(open_backend(path, backend=backend, threads=threads, trust=trust))

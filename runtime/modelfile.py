@@ -12,6 +12,7 @@ from pathlib import Path
 from .errors import CarolError
 from .flatbuffer import TfliteReader
 from .inputs import MAX_MODEL_BYTES, MAX_TEXT_BYTES, read_regular_file
+from .integrity import KEY, verify
 from .metadata import METADATA_KEY, ModelInfo, parse_metadata
 from .protobuf import OnnxReader
 
@@ -72,8 +73,12 @@ class ModelFile:
     operators: list = field(default_factory=list)
 
 
-def read_model_file(path):
-    """Verify `path` and read its carolgen metadata; CarolError with one clear line if anything is off."""
+def read_model_file(path, trust=False):
+    """Verify `path` and read its carolgen metadata; CarolError with one clear line if anything is off.
+
+    An exported file must carry the integrity digest carol-export seals it with (runtime/integrity.py),
+    and match it; `trust` lets a file without one through (an older export, a hand-made graph). A .keras
+    checkpoint is the training run's own output and carries none."""
     path = Path(path)
     data = read_regular_file(path, "model file", MAX_MODEL_BYTES)
     kind = sniff_kind(data, path)
@@ -81,7 +86,14 @@ def read_model_file(path):
     if text is None:
         raise CarolError(f"{path} has no carolgen metadata: export it with carol-export, which embeds the "
                          "vocabulary the runtime needs")
-    return ModelFile(path, kind, parse_metadata(text, path), operators)
+    info = parse_metadata(text, path)
+    digest = info.section("integrity").get(KEY)
+    if kind != "keras" and (digest is not None or not trust):
+        if digest is None:
+            raise CarolError(f"{path} carries no integrity digest (exported by an older carolgen, or not by "
+                             "carol-export): re-export it, or pass --trust-file to run it unchecked")
+        verify(data, digest, path)
+    return ModelFile(path, kind, info, operators)
 
 
 def sniff_kind(data, path):

@@ -49,6 +49,14 @@ def tiny_exports(tmp_path_factory, tiny_checkpoint):
     return out, rows
 
 
+@pytest.fixture(scope="session")
+def every_mode(tmp_path_factory, tiny_checkpoint, tiny_lyrics):
+    """Every format x mode of the tiny model, through the real converters and the gate: (folder, rows)."""
+    from carolgen.export import MODES, export
+    out = tmp_path_factory.mktemp("every-mode")
+    return out, export(tiny_checkpoint, ["tflite", "onnx"], MODES, out=out, calibration_lyrics=str(tiny_lyrics))
+
+
 def run_cli(command, *args, timeout=600):
     """Run an installed console command as a user would; returns the CompletedProcess (text)."""
     path = shutil.which(command)

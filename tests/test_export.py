@@ -11,13 +11,6 @@ from carolgen.runtime.atomic import atomic_path
 from carolgen.runtime.modelfile import read_model_file
 
 
-@pytest.fixture(scope="module")
-def every_mode(tmp_path_factory, tiny_checkpoint, tiny_lyrics):
-    from carolgen.export import MODES, export
-    out = tmp_path_factory.mktemp("every-mode")
-    return out, export(tiny_checkpoint, ["tflite", "onnx"], MODES, out=out, calibration_lyrics=str(tiny_lyrics))
-
-
 def test_every_mode_is_exported_or_explained(every_mode):
     out, rows = every_mode
     assert len(rows) == 10

@@ -63,9 +63,11 @@ def test_tampered_metadata(onnx_file, tmp_path, text, words):
 
 def test_metadata_vocabulary_shorter_than_the_graph(onnx_file, tmp_path):
     """The graph's output is wider than the vocabulary the metadata claims: refused, not silently wrong text."""
-    vocab = read_model_file(onnx_file).info.document["vocab"]
-    text = document(onnx_file, vocab=vocab[:-1])
-    result = run_cli("carol-generate", "--model", with_metadata(onnx_file, tmp_path, text), "--length", 5, "--quiet")
+    from carolgen.export.api import Exporter
+    info = read_model_file(onnx_file).info
+    path = tmp_path / "short-vocabulary.onnx"
+    path.write_bytes(Exporter.sealed("onnx", onnx_file.read_bytes(), {**info.document, "vocab": info.vocab.chars[:-1]}))
+    result = run_cli("carol-generate", "--model", path, "--length", 5, "--quiet")
     assert_one_line_exit_2(result, "probabilities of shape")
 
 
@@ -77,8 +79,9 @@ def test_a_nan_weight_is_refused_not_sampled(onnx_file, tmp_path):
     values = numpy_helper.to_array(weight).copy()
     values.flat[0] = np.nan
     weight.CopyFrom(numpy_helper.from_array(values, weight.name))
+    from carolgen.export.api import Exporter
     path = tmp_path / "nan.onnx"
-    onnx.save(proto, path)
+    path.write_bytes(Exporter.sealed("onnx", proto.SerializeToString(), read_model_file(onnx_file).info.document))
     result = run_cli("carol-generate", "--model", path, "--length", 20, "--quiet")
     assert_one_line_exit_2(result, "invalid probabilities")
 

@@ -86,13 +86,12 @@ def test_cli_json(files):
     (None, "carries no parity verdict"),
 ])
 def test_cli_warns_once_about_a_file_without_an_accepted_verdict(files, tmp_path, parity, warning):
-    from carolgen.export.formats import EXPORT_FORMATS
-    from carolgen.runtime.metadata import dump_metadata
+    from carolgen.export.api import Exporter
     document = {k: v for k, v in read_model_file(files["onnx"]).info.document.items() if k != "parity"}
     if parity:
         document["parity"] = parity
     path = tmp_path / "model-fp32.onnx.rejected"
-    path.write_bytes(EXPORT_FORMATS["onnx"].embed_metadata(files["onnx"].read_bytes(), dump_metadata(document)))
+    path.write_bytes(Exporter.sealed("onnx", files["onnx"].read_bytes(), document))
     result = run_cli("carol-generate", "--model", path, "--length", 10, "--json")
     assert result.returncode == 0, result.stderr
     assert warning in result.stderr and len(result.stderr.splitlines()) == 1
@@ -126,6 +125,31 @@ def _damaged_versions(data, rng):
     yield bytes(rng.integers(0, 256, 4096, dtype=np.uint8))
     for cut in [9, 64, len(data) // 3, len(data) // 2, len(data) - 100, len(data) - 1]:
         yield data[:cut]
+
+
+@pytest.mark.parametrize("kind", ["tflite", "onnx"])
+def test_any_changed_byte_fails_the_integrity_digest(files, kind, tmp_path):
+    """One byte changed anywhere in a sealed file (here: in the graph, far from the metadata) is refused
+    before an interpreter sees the file; a file without a digest needs --trust-file."""
+    data = bytearray(files[kind].read_bytes())
+    data[len(data) // 3] ^= 0x01
+    path = tmp_path / f"flipped.{kind}"
+    path.write_bytes(bytes(data))
+    result = run_cli("carol-generate", "--model", path, "--length", 5)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "damaged" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_file_without_a_digest_runs_only_with_trust_file(files, tmp_path):
+    from carolgen.export.formats import EXPORT_FORMATS
+    from carolgen.runtime.metadata import dump_metadata
+    document = {k: v for k, v in read_model_file(files["onnx"]).info.document.items() if k != "integrity"}
+    path = tmp_path / "unsealed.onnx"
+    path.write_bytes(EXPORT_FORMATS["onnx"].embed_metadata(files["onnx"].read_bytes(), dump_metadata(document)))
+    refused = run_cli("carol-generate", "--model", path, "--length", 5)
+    assert refused.returncode == 2 and "--trust-file" in refused.stderr, refused.stderr
+    trusted = run_cli("carol-generate", "--model", path, "--length", 5, "--trust-file", "--quiet")
+    assert trusted.returncode == 0 and len(trusted.stdout.strip()) == 5, trusted.stderr
 
 
 @pytest.mark.parametrize("kind", ["tflite", "onnx"])
@@ -189,21 +213,14 @@ def test_cli_refuses_options_it_would_ignore(files):
 
 @pytest.mark.parametrize("kind", ["tflite", "onnx"])
 def test_metadata_that_misstates_the_input_is_refused(files, kind, tmp_path):
-    """An index-input file whose metadata claims the seed's float input (or another window): one line, exit 2,
-    before any character is written, never a traceback from the interpreter."""
-    from carolgen.export.onnx import embed_metadata as onnx_embed
-    from carolgen.export.tflite import embed_metadata as tflite_embed
-    from carolgen.runtime.metadata import METADATA_KEY, dump_metadata
+    """An index-input file whose metadata claims the seed's float input (or another window), sealed again so
+    that its digest matches (a crafted file): one line, exit 2, before any character is written, never a
+    traceback from the interpreter."""
+    from carolgen.export.api import Exporter
     document = read_model_file(files[kind]).info.document
     for i, change in enumerate([{"encoding": "index/vocab_size"}, {"window": 50}]):
-        text = dump_metadata({**document, **change})
-        if kind == "onnx":
-            import onnx
-            data = onnx_embed(onnx.load(files[kind]), METADATA_KEY, text)
-        else:
-            data = tflite_embed(files[kind].read_bytes(), METADATA_KEY, text)
         path = tmp_path / f"lying-{i}.{kind}"
-        path.write_bytes(data)
+        path.write_bytes(Exporter.sealed(kind, files[kind].read_bytes(), {**document, **change}))
         result = run_cli("carol-generate", "--model", path, "--length", 5)
         assert result.returncode == 2, result.stderr[-1500:]
         assert result.stderr.count("\n") == 1 and "input" in result.stderr and result.stdout == ""
