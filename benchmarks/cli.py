@@ -14,12 +14,12 @@ import numpy as np
 
 import carolgen
 from carolgen.quality import WORD_RATE_SETTINGS, training_words
-from carolgen.runtime.cli_common import ArgumentParser, run_command
+from carolgen.runtime.cli_common import ArgumentParser, Progress, run_command
 from carolgen.runtime.errors import CarolError
 
 from .litert_tool import litert_benchmark_tool
 from .report import write_report
-from .rows import baseline_plans, file_plans, measure, reference_plans, retime, take_round_medians
+from .rows import baseline_plans, file_plans, measure, paired_timing, reference_plans, retime, take_round_medians
 
 EXAMPLES = """examples:
   carol-bench --out benchmarks/results --python-tflite-runtime /opt/tflite214/bin/python
@@ -28,10 +28,12 @@ EXAMPLES = """examples:
 SETTINGS = {
     "full": {"iterations": 2000, "warmup": 200, "generate_chars": 2000, "seed_loop_chars": 100,
              "seed_loop_iterations": 100, "windows": 2000, "primes": 5, "tool_runs": 2000, "cold_starts": 5,
-             "word_rate_chars": WORD_RATE_SETTINGS["length"], "timing_rounds": 3},
+             "word_rate_chars": WORD_RATE_SETTINGS["length"], "timing_rounds": 3,
+             "paired_rounds": 20},
     "quick": {"iterations": 100, "warmup": 10, "generate_chars": 200, "seed_loop_chars": 10,
               "seed_loop_iterations": 10, "windows": 50, "primes": 2, "tool_runs": 100, "cold_starts": 1,
-              "word_rate_chars": 200, "timing_rounds": 1},
+              "word_rate_chars": 200, "timing_rounds": 1,
+              "paired_rounds": 2},
 }
 PACKAGES = ["numpy", "tensorflow", "keras", "tf_keras", "tf2onnx", "onnx", "onnxruntime", "ai-edge-litert"]
 
@@ -150,10 +152,13 @@ def bench_checkpoint(checkpoint, settings, workdir, tflite_python, main):
              + file_plans(export_rows, files_dir, tflite_python, checkpoint.stem)
              + reference_plans(references, checkpoint.stem))
     results = []
+    steps = Progress(len(plans), f"carol-bench: {checkpoint.name}")
     for plan in plans:
-        progress(f"measuring {plan.label}")
         results.append(measure(plan, shared, settings, workdir, reference, known_words))
+        steps.step(f"measured {plan.label}")
     retime_in_rounds(plans, results, shared, settings, workdir)
+    progress(f"{checkpoint.name}: paired timing, every file of a runtime in one process")
+    paired_timing(plans, results, shared, settings, workdir)
     tool, starts = {}, {}
     for row in (r for r in export_rows if r.status == "accepted" and r.format == "tflite"):
         if row.mode in ("fp32", "int8"):

@@ -53,6 +53,7 @@ timings are reported.
 
 {chr(10).join(matrix_lines(results, cpus, greedy_chars))}
 
-Legend: ✅ matches x86-64 · ⚠️ runs but differs beyond tolerance · ❎ refuses to load (clean error) ·
-💥 the interpreter crashed or hung (a finding; carolgen's runtime must never take this path).
+Legend: ✅ matches x86-64 · ⚠️ runs but differs beyond tolerance · ❎ refuses to load (a clean error; a failure
+where carol-export's table says the runtime loads the file) · 💥 the interpreter crashed or hung (a finding;
+carolgen's runtime must never take this path).
 """)

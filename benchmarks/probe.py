@@ -79,12 +79,35 @@ def timed(backend, windows, timing):
     return figures
 
 
+PAIRED_BLOCK = 100  # calls per file per round of paired timing
+
+
+def paired(request):
+    """p50 of several files of one runtime, loaded in one process and timed in interleaved blocks (each
+    file's first block is its warm-up), so that every file meets the same machine: the figures the report's
+    speed ratios use. Rows timed minutes apart on this kind of machine differed by up to 1.7x."""
+    from carolgen.runtime.backends import open_backend
+    backends = [open_backend(model, request["backend"]) for model in request["paired"]]
+    window = np.ascontiguousarray(np.load(request["windows"])[:1])
+    samples = [[] for _ in backends]
+    for _ in range(request["rounds"] + 1):
+        for backend, times in zip(backends, samples, strict=True):
+            for _ in range(PAIRED_BLOCK):
+                start = time.perf_counter()
+                backend.probs(window)
+                times.append((time.perf_counter() - start) * 1e6)
+    return {"paired_p50_us": [float(np.median(times[PAIRED_BLOCK:])) for times in samples]}
+
+
 def main(path):
     from carolgen.runtime.backends import open_backend
     from carolgen.runtime.errors import CarolError
     from carolgen.runtime.generate import Generator
     with open(path) as handle:
         request = json.load(handle)
+    if request.get("paired"):
+        print(json.dumps(paired(request)))
+        return
     register_keras_rows()
     started = time.perf_counter()
     try:

@@ -8,11 +8,12 @@ import numpy as np
 
 from carolgen.runtime.atomic import write_text_atomic
 
+from .probe import PAIRED_BLOCK
 from .targets import against_previous, quantisation_targets, speed_targets
 
-COLUMNS = ["row", "status", "size_kb", "load_s", "p50_us", "p90_us", "p99_us", "chars_per_s", "peak_rss_mb",
-           "speedup_vs_seed", "max_abs_dp", "top1", "mean_kl", "greedy_median", "perplexity", "perplexity_increase",
-           "lost", "word_rate", "note"]
+COLUMNS = ["row", "status", "size_kb", "load_s", "p50_us", "p90_us", "p99_us", "paired_p50_us", "chars_per_s",
+           "peak_rss_mb", "speedup_vs_seed", "max_abs_dp", "top1", "mean_kl", "greedy_median", "perplexity",
+           "perplexity_increase", "lost", "word_rate", "note"]
 
 
 KEY = ("checkpoint", "kind", "format", "mode", "runtime")
@@ -58,17 +59,14 @@ def _cell(value, key):
         return value
     formats = {"max_abs_dp": "{:.1e}", "mean_kl": "{:.1e}", "top1": "{:.3f}", "load_s": "{:.3f}",
                "speedup_vs_seed": "{:,.0f}×", "perplexity": "{:.2f}", "perplexity_increase": "{:+.2%}",
-               "lost": "{:.0f}",
-               "word_rate": "{:.2f}",
-               "chars_per_s": "{:,.0f}", "greedy_median": "{:.0f}"}
+               "lost": "{:.0f}", "word_rate": "{:.2f}", "chars_per_s": "{:,.0f}", "greedy_median": "{:.0f}"}
     return formats.get(key, "{:,.1f}").format(value)
 
 
 def markdown_table(rows):
-    header = ["row", "status", "size KB", "load s", "p50 µs", "p90 µs", "p99 µs", "chars/s", "peak RSS MB",
-              "× seed loop", "max abs dp", "top-1", "mean KL", "greedy /200", "perplexity", "Δ ppl", "lost chars",
-              "word rate",
-              "note"]
+    header = ["row", "status", "size KB", "load s", "p50 µs", "p90 µs", "p99 µs", "paired p50 µs", "chars/s",
+              "peak RSS MB", "× seed loop", "max abs dp", "top-1", "mean KL", "greedy /200", "perplexity", "Δ ppl",
+              "lost chars", "word rate", "note"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         lines.append("| " + " | ".join(_cell(row[k], k) for k in COLUMNS) + " |")
@@ -196,7 +194,9 @@ it shows what a format or quantisation does to the text, not only to the probabi
 {speed_targets(rows, starts)}
 
 ## Quantised files against fp32 and their promises
-Size against the fp32 file of the same format; p50 against fp32 on the same runtime, in this run; perplexity,
+Size against the fp32 file of the same format; p50 against fp32 on the same runtime from paired timing (every
+file of a runtime loaded in one process and timed in interleaved blocks of {PAIRED_BLOCK} calls,
+{settings['paired_rounds']} rounds: rows timed minutes apart on this machine differed by up to 1.7×); perplexity,
 top-1 and lost characters (real next characters Keras gives > 0.001 that the file gives < 1e-6) against
 the mode's gate promises (README, "What the gate promises").
 

@@ -101,6 +101,23 @@ def retime(plan, shared, settings, workdir):
     return {k: outcome.result[k] for k in TIMED_FIGURES} if outcome.status == "ok" else None
 
 
+def paired_timing(plans, results, shared, settings, workdir):
+    """Time the file and reference rows of each (checkpoint, runtime) together in one process, in interleaved
+    blocks (probe.paired), and add the figure to each result as paired_p50_us."""
+    groups = {}
+    for plan, result in zip(plans, results, strict=True):
+        if result.measured and plan.kind in ("file", "reference"):
+            groups.setdefault((plan.checkpoint, plan.runtime, plan.python), []).append((plan, result))
+    for (_, runtime, python), members in groups.items():
+        request = {"model": members[0][0].model, "paired": [plan.model for plan, _ in members], "backend": runtime,
+                   "windows": shared["windows"], "rounds": settings["paired_rounds"]}
+        command, env = host_command(python, workdir)
+        outcome = run_probe(command, request, workdir, env=env)
+        if outcome.status == "ok":
+            for (_, result), p50 in zip(members, outcome.result["paired_p50_us"], strict=True):
+                result.figures["paired_p50_us"] = p50
+
+
 def take_round_medians(result, rounds):
     """Replace a result's timed figures by their median over its first probe and the extra rounds."""
     measured = [{k: result.figures[k] for k in TIMED_FIGURES}] + [r for r in rounds if r]

@@ -1,9 +1,8 @@
 """carol-export: the command around carolgen.export.export, ending with the table."""
 import json
 import math
-import sys
 
-from carolgen.runtime.cli_common import ArgumentParser, run_command
+from carolgen.runtime.cli_common import ArgumentParser, Progress, run_command
 from carolgen.runtime.errors import EXIT_CHECK_FAILED, CarolError
 
 from .formats import EXPORT_FORMATS
@@ -84,13 +83,10 @@ def run(args):
     from .api import export
     formats = tuple(EXPORT_FORMATS) if args.format == "all" else split_list(args.format, "--format")
     modes = split_list(args.quantize, "--quantize")
-    total = len(formats) * len(modes)
-    done = []
+    steps = Progress(len(formats) * len(modes), "carol-export")
 
     def progress(row):
-        done.append(row)
-        print(f"[{len(done)}/{total}] {STATUS_MARK[row.status]} {row.file} ({row.seconds:.0f} s)", file=sys.stderr,
-              flush=True)
+        steps.step(f"{STATUS_MARK[row.status]} {row.file}")
     output = args.output or (None if args.model else ".")
     rows = export(args.model, formats, modes, out=output, progress=progress,
                   calibration_lyrics=args.calibration_lyrics, calibration_windows=args.calibration_windows,

@@ -18,6 +18,7 @@ import numpy as np
 from carolgen.runtime.errors import CarolError
 from carolgen.runtime.flatbuffer import TfliteReader
 from carolgen.runtime.metadata import METADATA_KEY
+from carolgen.runtime.quiet import quiet_native_stderr
 
 from .audit import audit_tflite
 from .twin import make_twin
@@ -78,9 +79,11 @@ def _int8(converter, tf, twin, calibration):
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     converter.inference_input_type = converter.inference_output_type = tf.float32
     options = tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=FLOAT_IN_INT8, denylisted_nodes=head)
-    debugger = tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=representative,
-                                                         debug_options=options)
-    return edit_model(debugger.get_nondebug_quantized_model(), int8_hybrid_weights)
+    with quiet_native_stderr():  # the MLIR quantiser prints its settings and a benign LSTM note to fd 2
+        debugger = tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=representative,
+                                                             debug_options=options)
+        quantised = debugger.get_nondebug_quantized_model()
+    return edit_model(quantised, int8_hybrid_weights)
 
 
 # How each mode converts: (converter, tf, twin, calibration windows) -> flatbuffer bytes.

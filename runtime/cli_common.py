@@ -2,6 +2,7 @@
 import argparse
 import os
 import sys
+import time
 
 from .errors import EXIT_BAD_INPUT, CarolError
 
@@ -50,6 +51,25 @@ def seed_number(text):
 
 
 seed_number.__name__ = "seed"  # argparse names the type in its message: "invalid seed value: '-1'"
+
+
+class Progress:
+    """One line per finished step on stderr, with the count, the time so far and an estimate of the time
+    left (from the mean step so far): readable on a terminal and in a log file alike."""
+
+    def __init__(self, total, prog):
+        self.total, self.prog, self.done, self.started = total, prog, 0, time.perf_counter()
+
+    def step(self, message):
+        self.done += 1
+        elapsed = time.perf_counter() - self.started
+        left = elapsed / self.done * (self.total - self.done)
+        print(f"{self.prog}: [{self.done}/{self.total}] {message} ({_duration(elapsed)} so far, about "
+              f"{_duration(left)} left)", file=sys.stderr, flush=True)
+
+
+def _duration(seconds):
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min"
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
