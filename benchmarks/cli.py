@@ -49,6 +49,8 @@ def parse_args(argv):
     parser.add_argument("--previous", metavar="REPORT_JSON",
                         help="an earlier report.json: the report adds each file's size, p50 and perplexity "
                              "then and now")
+    parser.add_argument("--render", metavar="REPORT_JSON",
+                        help="write the reports again from an earlier run's report.json (no measuring)")
     parser.add_argument("--python-tflite-runtime", metavar="PATH",
                         help="a Python with tflite-runtime 2.14 and numpy<2, for the tflite-runtime rows")
     return parser.parse_args(argv)
@@ -208,7 +210,19 @@ def read_previous(path):
     return document
 
 
+def render(path, out, previous):
+    """The reports of an earlier run, written again from its report.json (after a change to the report)."""
+    from .rows import Result
+    document = read_previous(path)
+    write_report(out, document["machine"], document["settings"], document["quick"], document["export"],
+                 [Result(**r) for r in document["raw"]], document["litert_benchmark_tool"], document["cold_start_s"],
+                 document["keras_perplexity"], previous)
+    print(f"wrote {out}/REPORT.md, report.json, report.csv, latency.png, size_fidelity.png from {path}")
+
+
 def run(args):
+    if args.render:
+        return render(args.render, Path(args.out), read_previous(args.previous))
     settings = SETTINGS["quick" if args.quick else "full"]
     checkpoints = checkpoints_from(args.model)
     if args.python_tflite_runtime and not Path(args.python_tflite_runtime).is_file():

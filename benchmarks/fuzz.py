@@ -166,16 +166,30 @@ def fuzz(files, count, seed):
     rows = [{**{k: v for k, v in c.items() if k != "path"}, "outcome": outcomes[c["case"]][0],
              "detail": outcomes[c["case"]][1]} for c in cases]
     tally = {trust: dict(Counter(r["outcome"] for r in rows if r["trust"] == trust)) for trust in (False, True)}
-    return {"date": datetime.now(UTC).isoformat(timespec="seconds"), "seed": seed, "cases": count,
+    return {"date": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine(), "seed": seed, "cases": count,
             "sources": sorted({f.name for f in files}), "tally": {"sealed": tally[False], "trust-file": tally[True]},
             "failures": [r for r in rows if r["outcome"] in ("crash", "traceback", "hang", "wrong")]}
+
+
+def machine():
+    """Where the run happened: Python, platform and the interpreters' versions."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+    found = []
+    for package in ("numpy", "ai-edge-litert", "onnxruntime"):
+        try:
+            found.append(f"{package} {version(package)}")
+        except PackageNotFoundError:
+            pass
+    return f"Python {platform.python_version()}, {platform.platform()}, {', '.join(found)}"
 
 
 def write_report(document, out):
     out.mkdir(parents=True, exist_ok=True)
     write_text_atomic(out / "fuzz.json", json.dumps(document, indent=2))
     lines = [f"# carol-fuzz: {document['cases']:,} mutants", "",
-             f"Seed {document['seed']}, {document['date']}. Sources: {', '.join(document['sources'])}.",
+             f"Seed {document['seed']}, {document['date']}; {document['machine']}.",
+             f"Sources (every file carol-export writes for the bundled model): {', '.join(document['sources'])}.",
              "Each case: `carol-generate --model MUTANT --length 20`; the promise is exit 0 with 20 characters or "
              "exit 2 with one line, never a crash, a traceback, a hang or other output.", "",
              "| cases | generated | refused (one line, exit 2) | crash | traceback | hang | wrong |",

@@ -194,9 +194,11 @@ it shows what a format or quantisation does to the text, not only to the probabi
 {speed_targets(rows, starts)}
 
 ## Quantised files against fp32 and their promises
-Size against the fp32 file of the same format; p50 against fp32 on the same runtime from paired timing (every
-file of a runtime loaded in one process and timed in interleaved blocks of {PAIRED_BLOCK} calls,
-{settings['paired_rounds']} rounds: rows timed minutes apart on this machine differed by up to 1.7×); perplexity,
+Size against the fp32 file of the same format; p50 against fp32 on the same runtime (each row's median over
+the timing rounds, in its own process). The paired p50 column is a cross-check: every file of a runtime in
+one process, timed in interleaved blocks of {PAIRED_BLOCK} calls, {settings['paired_rounds']} rounds; it
+agrees on onnxruntime, but TFLite interpreters sharing a process slow one another unevenly, so the ratios
+use the separate-process figures; perplexity,
 top-1 and lost characters (real next characters Keras gives > 0.001 that the file gives < 1e-6) against
 the mode's gate promises (README, "What the gate promises").
 

@@ -30,8 +30,8 @@ class Audit:
 # What the emulated Raspberry Pi check (carol-pi-check, benchmarks/results/PI.md) found for tflite-runtime 2.14's
 # aarch64 build, by mode, where it differs from "loads when its op versions are known".
 TFLITE_RUNTIME_214_AARCH64 = {
-    "int8": "yes, on reference kernels: its optimised int8 FULLY_CONNECTED kernel segfaults on this file "
-            "(carolgen's runtime switches automatically)",
+    "int8": "no: its optimised int8 kernels crash on this file and its reference kernels compute it wrongly "
+            "(carol-pi-check); carolgen's runtime refuses it there",
 }
 
 

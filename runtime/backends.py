@@ -31,8 +31,8 @@ class Backend:
     format: str  # the file format it runs (a key of runtime.modelfile.FORMATS)
     module: str  # the interpreter's module, imported only when this backend is opened
     opener: Callable  # (model_file, backend row, threads, reference_kernels) -> an opened backend
-    # (machine, quantisation) pairs where only the interpreter's reference kernels are safe (see TfliteBackend).
-    reference_kernels_for: frozenset = frozenset()
+    # (machine, quantisation) -> why this interpreter must not run such files there (carol-pi-check's findings).
+    refused_on: dict = field(default_factory=dict)
     # quantisation -> the interpreter's session settings for such files (see OnnxBackend).
     session_config_for: dict = field(default_factory=dict)
 
@@ -60,9 +60,9 @@ def backend_row(name):
 def open_backend(path, backend=None, threads=1, reference_kernels=None, trust=False):
     """Verify the file, read its metadata, and open it with `backend` (default: the best one installed).
 
-    `reference_kernels` (TFLite only): None decides from the backend's table row and this machine;
-    True or False forces TFLite's reference or optimised kernels. `trust`: run an exported file that
-    carries no integrity digest (see read_model_file)."""
+    `reference_kernels` (TFLite only): None for the optimised kernels with the backend's refusals for this
+    machine applied; True or False forces the reference or optimised kernels (carol-pi-check, for the record).
+    `trust`: run an exported file that carries no integrity digest (see read_model_file)."""
     model_file = read_model_file(path, trust)
     if not 1 <= threads <= MAX_THREADS:
         raise CarolError(f"--threads must be 1-{MAX_THREADS}, not {threads}")
@@ -77,14 +77,10 @@ def open_backend(path, backend=None, threads=1, reference_kernels=None, trust=Fa
         raise CarolError(f"backend {backend} runs {row.format} files, but {path} is a {model_file.kind} file")
     if not row.installed:
         raise CarolError(f"backend {backend} is not installed: {FORMATS[row.format].install_hint}")
-    if reference_kernels is None:
-        reference_kernels = needs_reference_kernels(row, model_file.info)
-    return row.opener(model_file, row, threads, reference_kernels)
-
-
-def needs_reference_kernels(row, info):
-    """True where the backend's row lists this machine and quantisation as crashing its optimised kernels."""
-    return (platform.machine().lower(), info.quantisation) in row.reference_kernels_for
+    problem = row.refused_on.get((platform.machine().lower(), model_file.info.quantisation))
+    if problem and reference_kernels is None:
+        raise CarolError(f"{row.name} cannot run {path} on this machine: {problem}")
+    return row.opener(model_file, row, threads, bool(reference_kernels))
 
 
 def _interpreter(row, attribute):
@@ -216,11 +212,13 @@ def _first_line(error):
     return text.splitlines()[0] if text else type(error).__name__
 
 
-# tflite-runtime 2.14 (its last release) on aarch64 segfaults in its optimised int8 FULLY_CONNECTED kernel on
-# full-int8 files whose FULLY_CONNECTED layers have no bias, as carolgen's have (a NULL read, seen on every
-# emulated Pi CPU: benchmarks/results/PI.md); its reference kernels run the same file. ai-edge-litert, and
-# the x86-64 build of tflite-runtime, run it fine.
-_AARCH64_INT8 = frozenset({("aarch64", "int8"), ("arm64", "int8")})
+# tflite-runtime 2.14 (its last release) on 64-bit Arm, with carolgen's int8 file (full-integer
+# FULLY_CONNECTED layers beside hybrid ones): its optimised kernels segfault, and its reference kernels
+# compute probabilities up to 0.59 away from the same kernels on x86-64 (emulated Pi 4 and Pi 5 cores,
+# benchmarks/results/PI.md). ai-edge-litert, and the x86-64 build of tflite-runtime, run the file fine.
+_INT8_ON_ARM64 = ("its int8 kernels crash (optimised) or compute this int8 file wrongly (reference) on 64-bit "
+                  "Arm (carol-pi-check): use ai-edge-litert, or the fp16 or dynamic-compat file")
+_TFLITE_RUNTIME_214_REFUSALS = {("aarch64", "int8"): _INT8_ON_ARM64, ("arm64", "int8"): _INT8_ON_ARM64}
 
 # A dynamic ONNX file stores int8 weights behind DequantizeLinear nodes (export/onnx.py). onnxruntime keeps
 # such nodes unfolded by default (to fuse them into integer kernels), which would dequantise every weight on
@@ -230,7 +228,7 @@ _FOLD_INT8_WEIGHTS = {"dynamic": {"session.disable_quant_qdq": "1"}}
 
 BACKENDS = {b.name: b for b in (
     Backend("litert", "tflite", "ai_edge_litert.interpreter", TfliteBackend),
-    Backend("tflite-runtime", "tflite", "tflite_runtime.interpreter", TfliteBackend, _AARCH64_INT8),
+    Backend("tflite-runtime", "tflite", "tflite_runtime.interpreter", TfliteBackend, _TFLITE_RUNTIME_214_REFUSALS),
     Backend("tensorflow-lite", "tflite", "tensorflow.lite.python.interpreter", TfliteBackend),
     Backend("onnxruntime", "onnx", "onnxruntime", OnnxBackend, session_config_for=_FOLD_INT8_WEIGHTS),
 )}
