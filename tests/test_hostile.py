@@ -152,6 +152,13 @@ def test_a_runtime_only_install_is_told_which_extra_to_add(tmp_path, module, arg
     assert list(tmp_path.iterdir()) == []
 
 
+def _ctrl_c_as_at_a_terminal():
+    """SIGINT back to its default in the child: a test run started in the background (CI) inherits SIGINT
+    ignored, and Python then installs no Ctrl-C handler at all."""
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_keeps_what_was_written(onnx_file):
     """Ctrl-C during a --json batch run still prints the texts so far (marked interrupted), exit 130."""
     import shutil
@@ -160,7 +167,7 @@ def test_ctrl_c_keeps_what_was_written(onnx_file):
     import time
     process = subprocess.Popen([shutil.which("carol-generate"), "--model", str(onnx_file), "--json",
                                 "--num-samples", "2", "--length", "1000000"], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+                               stderr=subprocess.PIPE, text=True, preexec_fn=_ctrl_c_as_at_a_terminal)
     time.sleep(20)  # well past start-up, even on a loaded machine: the interrupt must land while it generates
     process.send_signal(signal.SIGINT)
     try:
