@@ -63,14 +63,15 @@ def progress(message):
 def keras_reference(checkpoint, settings, workdir):
     """The gate's Keras reference on the parity set, and the windows file every probe reads."""
     from carolgen.checkpoint import load_checkpoint
-    from carolgen.export.parity import Reference
+    from carolgen.export.parity import WindowGate
     from carolgen.export.windows import parity_set
     from carolgen.keras_backend import KerasBackend
     model, info = load_checkpoint(checkpoint)
     windows, targets, held_out, primes = parity_set(info, count=settings["windows"])
-    reference = Reference(KerasBackend(model, info), (windows, targets, held_out, primes[:settings["primes"]]))
+    gate = WindowGate(KerasBackend(model, info), (windows, targets, held_out, primes[:settings["primes"]]))
+    reference = gate.reference
     np.save(Path(workdir) / "windows.npy", windows)
-    shared = {"windows": str(Path(workdir) / "windows.npy"), "primes": reference.primes,
+    shared = {"windows": str(Path(workdir) / "windows.npy"), "primes": gate.primes,
               "greedy_chars": len(reference.texts[0]) if reference.texts else 0,
               "samples": {**WORD_RATE_SETTINGS, "length": settings["word_rate_chars"]}}
     return model, info, reference, shared

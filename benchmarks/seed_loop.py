@@ -5,8 +5,7 @@ from carolgen.runtime.backends import Backend
 class SeedLoop:
     """A backend that calls model.predict for every window, as the seed's generation loop did."""
 
-    name = "keras-predict"
-    kernels = ""
+    name, kernels, graph = "keras-predict", "", "window"
 
     def __init__(self, model, info):
         self.model, self.info = model, info

@@ -35,11 +35,13 @@ TFLITE_RUNTIME_214_AARCH64 = {
 }
 
 
-def audit_tflite(named_operators, mode=None):
-    """Audit [(op name, version)] of a TFLite file exported in `mode`."""
+def audit_tflite(named_operators, mode=None, graph="window"):
+    """Audit [(op name, version)] of a TFLite file of `graph` exported in `mode`."""
     names = sorted({name for name, _ in named_operators})
     breaches = [n for n in names if n in FORBIDDEN["tflite"] or n.startswith("Flex")]
-    if "UNIDIRECTIONAL_SEQUENCE_LSTM" in names:
+    if graph == "step":
+        lstm_as = "one step (FULLY_CONNECTED, LOGISTIC, TANH)"
+    elif "UNIDIRECTIONAL_SEQUENCE_LSTM" in names:
         lstm_as = "UNIDIRECTIONAL_SEQUENCE_LSTM"
     elif "WHILE" in names:
         lstm_as = "WHILE loop"
@@ -52,14 +54,17 @@ def audit_tflite(named_operators, mode=None):
     return Audit([f"{n} v{v}" for n, v in sorted(set(named_operators))], lstm_as, breaches, runtimes)
 
 
-def audit_onnx(op_types, mode):
-    """Audit the op types of an ONNX file; the fp32 file must use the native LSTM op. An op from another
-    domain than ONNX's own (onnxruntime's contrib ops) limits the file to onnxruntime."""
+def audit_onnx(op_types, mode, graph="window"):
+    """Audit the op types of an ONNX file; a windowed fp32 file must use the native LSTM op (a step file runs
+    one LSTM step as plain ops). An op from another domain than ONNX's own (onnxruntime's contrib ops) limits
+    the file to onnxruntime."""
     breaches = [n for n in op_types if n in FORBIDDEN["onnx"]]
     lstm_ops = [n for n in op_types if "LSTM" in n]
-    if mode == "fp32" and "LSTM" not in op_types:
+    if mode == "fp32" and graph == "window" and "LSTM" not in op_types:
         breaches.append("no native LSTM op")
     lstm_as = ", ".join(lstm_ops) if lstm_ops else ("Loop" if "Loop" in op_types else "unrolled")
+    if graph == "step" and not lstm_ops:
+        lstm_as = "one step (MatMul, Sigmoid, Tanh)"
     contrib = [n for n in op_types if "." in n]
     others = f"no: needs {', '.join(contrib)}, onnxruntime's own" if contrib else "yes: standard ONNX ops only"
     return Audit(list(op_types), lstm_as, breaches, {"onnxruntime": "yes", "other ONNX runtimes": others})

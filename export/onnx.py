@@ -15,28 +15,26 @@ from carolgen.runtime.errors import CarolError
 from carolgen.runtime.metadata import METADATA_KEY
 
 from .audit import audit_onnx
-from .twin import make_twin
 
-INPUT_NAME = "window"
-
-
-def build(model, info, mode, calibration, options, metadata):
-    """(file bytes, audit) of `model` as an ONNX file in `mode`, carrying the metadata JSON text."""
-    proto = convert(make_twin(model, info), mode, calibration, options.opset)
+def build(model, info, graph, mode, calibration, options, metadata):
+    """(file bytes, audit) of `model`'s `graph` (export/graphs.py) as an ONNX file in `mode`, carrying the
+    metadata JSON text."""
+    proto = convert(graph.twin(model, info), mode, calibration, options.opset, graph.float_in_int8)
     data = embed_metadata(proto, METADATA_KEY, metadata)
-    return data, audit_onnx(operator_names(data), mode)
+    return data, audit_onnx(operator_names(data), mode, graph.name)
 
 
-def convert(twin, mode, calibration=None, opset=17):
-    """The ModelProto of `twin` in `mode`, by the mode's recipe."""
+def convert(twin, mode, calibration=None, opset=17, float_layers=()):
+    """The ModelProto of `twin` in `mode`, by the mode's recipe. Its inputs keep the twin's input names
+    (window; or char and state) and a free batch dimension. `calibration`: a tuple of arrays, one per input;
+    `float_layers`: layers whose nodes stay float (int8 only)."""
     import tensorflow as tf
     import tf2onnx
     if mode not in RECIPES:
         raise CarolError(f"ONNX export has no recipe for mode {mode!r}")
-    window_input = twin.inputs[0]  # (batch, window, 1) float32 or (batch, window) int32: the model's encoding
-    spec = [tf.TensorSpec([None, *window_input.shape[1:]], window_input.dtype, name=INPUT_NAME)]
+    spec = [tf.TensorSpec([None, *i.shape[1:]], i.dtype, name=input_name(i)) for i in twin.inputs]
     proto, _ = tf2onnx.convert.from_keras(twin, input_signature=spec, opset=opset)
-    return RECIPES[mode](proto, calibration)
+    return RECIPES[mode](proto, calibration, float_layers)
 
 
 def weights_to_fp16(proto):
@@ -60,7 +58,7 @@ def weights_to_fp16(proto):
 INT8_WEIGHT_AXES = {("MatMul", 1): 1, ("LSTM", 1): 1, ("LSTM", 2): 1, ("Gather", 0): 0}
 
 
-def weights_to_int8(proto, calibration=None):
+def weights_to_int8(proto, calibration=None, float_layers=()):
     """Store each weight matrix as symmetric int8 with per-channel scales, dequantised (DequantizeLinear) back
     to float: int8 weights, float activations, standard ONNX ops only. The runtime folds the
     dequantisation into float weights when the session loads (runtime/backends.py), so the forward pass
@@ -106,29 +104,38 @@ def _replace(graph, initializer, stored, node):
     graph.node.insert(0, node)
 
 
-class _Windows:
-    """onnxruntime's CalibrationDataReader protocol over an array of windows, one batch of 1 at a time."""
+def input_name(keras_input):
+    """A Keras input's own name (tf_keras: 'window', Keras 3 may add ':0')."""
+    return keras_input.name.split(":")[0]
 
-    def __init__(self, windows):
-        self.rows = iter(windows)
+
+class _Calibration:
+    """onnxruntime's CalibrationDataReader protocol over arrays of inputs, one row (a batch of 1) at a time."""
+
+    def __init__(self, names, calibration):
+        self.rows = iter(zip(*calibration, strict=True))
+        self.names = names
 
     def get_next(self):
         row = next(self.rows, None)
-        return None if row is None else {INPUT_NAME: row[None]}
+        return None if row is None else {name: value[None] for name, value in zip(self.names, row, strict=True)}
 
 
-def quantize_static(proto, calibration):
+def quantize_static(proto, calibration, float_layers=()):
     """int8 weights and activations by onnxruntime's static QDQ quantisation (MinMax calibration), but for the
     output layer and the softmaxes; then every weight matrix still in float (the output layer's, and the
     LSTM's, which is not in onnxruntime's QDQ registry) is stored as int8 too (weights_to_int8).
 
     Kept in float, measured (docs/QUANTISATION.md): an int8 softmax output has a step of 1/256, so every
     probability below ~0.004 became 0 (+30-40% perplexity); int8 logits flip near-tied characters (top-1
-    agreement ~0.96)."""
+    agreement ~0.96). The nodes of `float_layers` stay float too."""
     from onnxruntime import quantization as q
-    float_nodes = [node.name for node in proto.graph.node if node.op_type == "Softmax"] + output_layer(proto)
+    float_nodes = [node.name for node in proto.graph.node if node.op_type == "Softmax"
+                   or any(f"/{layer}/" in node.name for layer in float_layers)] + output_layer(proto)
     with _files(proto) as (source, target):
-        q.quantize_static(source, target, _Windows(calibration), quant_format=q.QuantFormat.QDQ,
+        weights = {i.name for i in proto.graph.initializer}
+        names = [i.name for i in proto.graph.input if i.name not in weights]
+        q.quantize_static(source, target, _Calibration(names, calibration), quant_format=q.QuantFormat.QDQ,
                           activation_type=q.QuantType.QInt8, weight_type=q.QuantType.QInt8,
                           calibrate_method=q.CalibrationMethod.MinMax, nodes_to_exclude=float_nodes)
         return weights_to_int8(_load(target))
@@ -168,10 +175,10 @@ def _load(path):
     return onnx.load(path)
 
 
-# How each mode is made from the fp32 ModelProto: (proto, calibration windows) -> ModelProto.
+# How each mode is made from the fp32 ModelProto: (proto, calibration inputs, float layers) -> ModelProto.
 RECIPES = {
-    "fp32": lambda proto, calibration: proto,
-    "fp16": lambda proto, calibration: weights_to_fp16(proto),
+    "fp32": lambda proto, calibration, float_layers: proto,
+    "fp16": lambda proto, calibration, float_layers: weights_to_fp16(proto),
     "dynamic": weights_to_int8,
     "int8": quantize_static,
 }

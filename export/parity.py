@@ -1,6 +1,7 @@
 """The parity gate: an exported file, run in its real runtime, against the Keras model.
 
-The parity set is seeded windows of real lyrics, from held-out and training songs (export/windows.py).
+The parity set is seeded windows of real lyrics, from held-out and training songs (export/windows.py);
+step files are measured on streams of the same songs instead (StepGate), exactly and for drift.
 Figures, all in float64: max |dp| and mean KL(keras || file) over every window, top-1 agreement, greedy
 agreement (for each prime, how many of 200 greedy characters match Keras's before the first difference),
 held-out perplexity and its change, lost characters (real next characters Keras gives > 1e-3 that the file
@@ -13,7 +14,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from carolgen.runtime.errors import CarolError
-from carolgen.runtime.generate import Generator
+from carolgen.runtime.generate import Generator, per_sample, probs_of_windows
 
 from .modes import GREEDY_LENGTH, LOST_BELOW, LOST_IF_REFERENCE_ABOVE, ROW_SUM_TOLERANCE
 
@@ -54,17 +55,15 @@ def greedy_texts(backend, primes, length=GREEDY_LENGTH):
 
 
 class Reference:
-    """What the Keras model says on a parity set, once: probabilities for the windows, greedy texts for the
-    primes. `held_out` marks the windows from held-out songs, on which perplexity is measured."""
+    """What a reference model says on a parity set: probabilities at each position and greedy texts for the
+    primes. `held_out` marks the positions from held-out songs, on which perplexity is measured."""
 
-    def __init__(self, keras_backend, parity_set):
-        self.windows, self.targets, self.held_out, self.primes = parity_set
-        self.probs = batched_probs(keras_backend, self.windows)
-        self.texts = greedy_texts(keras_backend, self.primes)
+    def __init__(self, probs, texts, targets, held_out):
+        self.probs, self.texts, self.targets, self.held_out = probs, texts, targets, held_out
         self.perplexity = perplexity(self.probs[self.held_out], self.targets[self.held_out])
 
     def compare(self, probs, texts):
-        """Parity of (probabilities for the windows, greedy texts for the primes) against this reference."""
+        """Parity of (probabilities at each position, greedy texts for the primes) against this reference."""
         q = np.asarray(probs, dtype=np.float64)
         p = self.probs
         rows = np.arange(len(self.targets))
@@ -77,21 +76,68 @@ class Reference:
                                       & ~(q[rows, self.targets] >= LOST_BELOW))),
                       invalid_rows=invalid_rows(q))
 
-    def measure(self, backend):
-        """Parity of an opened backend against this reference."""
-        return self.compare(batched_probs(backend, self.windows), greedy_texts(backend, self.primes))
+
+class WindowGate:
+    """The gate for windowed files: the file against the Keras model on the parity set's windows."""
+
+    def __init__(self, keras_backend, parity_set):
+        self.windows, targets, held_out, self.primes = parity_set
+        self.reference = Reference(batched_probs(keras_backend, self.windows),
+                                   greedy_texts(keras_backend, self.primes), targets, held_out)
+
+    def parity(self, backend):
+        """The Parity of an opened backend."""
+        return self.reference.compare(batched_probs(backend, self.windows), greedy_texts(backend, self.primes))
+
+    def measure(self, backend, limits):
+        """[(label, Parity, Limits)] of an opened backend: one comparison, under the mode's limits."""
+        return [("", self.parity(backend), limits)]
+
+
+class StepGate:
+    """The gate for step files, on streams of real lyrics (export/windows.parity_streams), each fed from a zero
+    state through its first window and then one character at a time: the file against the Keras step model
+    (exact: the mode's limits) and against the windowed Keras model (drift: the step graph's own limits)."""
+
+    def __init__(self, keras_backend, keras_step_backend, parity_streams, drift_limits):
+        self.streams, targets, held_out, self.primes = parity_streams
+        window = keras_backend.window
+        targets, held_out = targets.reshape(-1), np.repeat(held_out, targets.shape[1])
+        windowed = batched_probs(keras_backend, stream_windows(self.streams, window))
+        self.exact = Reference(stream_probs(keras_step_backend, self.streams, window),
+                               greedy_texts(keras_step_backend, self.primes), targets, held_out)
+        self.drift = Reference(windowed, greedy_texts(keras_backend, self.primes), targets, held_out)
+        self.drift_limits = drift_limits
+
+    def measure(self, backend, limits):
+        probs = stream_probs(backend, self.streams, backend.window)
+        texts = greedy_texts(backend, self.primes)
+        return [("", self.exact.compare(probs, texts), limits),
+                ("drift", self.drift.compare(probs, texts), self.drift_limits)]
+
+
+def stream_windows(streams, window):
+    """The window before each predicted position of each stream, (streams x positions, window, ...)."""
+    positions = range(streams.shape[1] - window)
+    return np.stack([stream[t:t + window] for stream in streams for t in positions])
+
+
+def stream_probs(backend, streams, window):
+    """Probabilities at each predicted position of each stream (streams x positions, vocab), the streams fed
+    one character at a time from a zero state; the first `window` characters of a stream are its prime."""
+    call = backend.step if backend.supports_batch(len(streams)) else per_sample(backend.step)
+    state = np.zeros((len(streams), *backend.state_shape), dtype=np.float32)
+    predicted = []
+    for t in range(streams.shape[1] - 1):
+        probs, state = call(np.ascontiguousarray(streams[:, t]), state)
+        if t >= window - 1:
+            predicted.append(probs)
+    return np.stack(predicted, axis=1).reshape(-1, predicted[0].shape[-1]).astype(np.float64)
 
 
 def batched_probs(backend, windows):
-    """Probabilities for many windows, in batches the backend accepts."""
-    batch = backend.batch or 256
-    if not backend.supports_batch(batch):
-        batch = 1
-    rows = [backend.probs(np.ascontiguousarray(windows[i:i + batch]))
-            for i in range(0, len(windows) - batch + 1, batch)]
-    done = sum(len(r) for r in rows)
-    rows += [backend.probs(np.ascontiguousarray(windows[i:i + 1])) for i in range(done, len(windows))]
-    return np.concatenate(rows).astype(np.float64)
+    """Probabilities for many windows, in batches the backend accepts, as float64."""
+    return probs_of_windows(backend, windows).astype(np.float64)
 
 
 def invalid_rows(probs):
@@ -141,6 +187,7 @@ def failures(parity, limits):
         (not parity.lost == 0, f"{parity.lost} real next characters given < {LOST_BELOW:g} (Keras: > "
                                f"{LOST_IF_REFERENCE_ABOVE:g})"),
         (not parity.max_abs_dp <= limits.max_abs_dp, f"max |dp| {parity.max_abs_dp:.2e} > {limits.max_abs_dp:g}"),
+        (not parity.mean_kl <= limits.max_mean_kl, f"mean KL {parity.mean_kl:.2e} > {limits.max_mean_kl:g}"),
         (limits.all_greedy and not min(parity.greedy) >= GREEDY_LENGTH,
          f"greedy text differs from Keras's after {min(parity.greedy)} chars"),
     ]

@@ -21,64 +21,75 @@ from carolgen.runtime.metadata import METADATA_KEY
 from carolgen.runtime.quiet import quiet_native_stderr
 
 from .audit import audit_tflite
-from .twin import make_twin
 
-FLOAT_IN_INT8 = ["SOFTMAX", "UNIDIRECTIONAL_SEQUENCE_LSTM"]
+# Op kinds int8 files keep float, by graph. A step graph's carried state must not pass through int8 (its
+# error compounds step after step): its LSTM cell's gate split and the concatenations that build the state.
+FLOAT_IN_INT8 = {"window": ["SOFTMAX", "UNIDIRECTIONAL_SEQUENCE_LSTM"],
+                 "step": ["SOFTMAX", "SPLIT", "CONCATENATION"]}
 
 
-def build(model, info, mode, calibration, options, metadata):
-    """(file bytes, audit) of `model` as a TFLite file in `mode`, carrying the metadata JSON text."""
-    twin = make_twin(model, info, batch_size=options.batch, unroll=False)
-    data = edit_model(convert(twin, mode, calibration), without_cell_clip)
+def build(model, info, graph, mode, calibration, options, metadata):
+    """(file bytes, audit) of `model`'s `graph` (export/graphs.py) as a TFLite file in `mode`, carrying the
+    metadata JSON text. TFLite graphs have a fixed batch: --batch."""
+    twin = graph.twin(model, info, batch_size=options.batch)
+    data = edit_model(convert(twin, mode, calibration, graph), without_cell_clip)
     data = embed_metadata(data, METADATA_KEY, metadata)
-    return data, audit_tflite(operator_names(TfliteReader(data, "the converted file").operators()), mode)
+    return data, audit_tflite(operator_names(TfliteReader(data, "the converted file").operators()), mode,
+                              graph.name)
 
 
-def convert(twin, mode, calibration=None):
-    """The flatbuffer bytes of `twin` converted by the mode's recipe."""
+def convert(twin, mode, calibration=None, graph=None):
+    """The flatbuffer bytes of `twin` converted by the mode's recipe. `calibration`: a tuple of arrays, one
+    per model input, and `graph` (export/graphs.py, default windowed): for int8 only."""
     import tensorflow as tf
     if mode not in RECIPES:
         raise CarolError(f"TFLite export has no recipe for mode {mode!r}")
     converter = tf.lite.TFLiteConverter.from_keras_model(twin)
-    return RECIPES[mode](converter, tf, twin, calibration)
+    return RECIPES[mode](converter, tf, twin, calibration, graph)
 
 
-def _fp32(converter, tf, twin, calibration):
+def _fp32(converter, tf, twin, calibration, graph=None):
     return converter.convert()
 
 
-def _fp16(converter, tf, twin, calibration):
+def _fp16(converter, tf, twin, calibration, graph=None):
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.target_spec.supported_types = [tf.float16]
     return converter.convert()
 
 
-def _dynamic(converter, tf, twin, calibration):
+def _dynamic(converter, tf, twin, calibration, graph=None):
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     return converter.convert()
 
 
-def _dynamic_compat(converter, tf, twin, calibration):
+def _dynamic_compat(converter, tf, twin, calibration, graph=None):
     """Per-tensor weight scales keep FULLY_CONNECTED at version 9, which tflite-runtime 2.14 knows;
     per-channel hybrid FULLY_CONNECTED is version 12 and it refuses to load it."""
     converter._experimental_disable_per_channel_quantization_for_dense_layers = True
     return _dynamic(converter, tf, twin, calibration)
 
 
-def _int8(converter, tf, twin, calibration):
-    """int8 weights and activations, float input and output, calibrated on real lyrics windows. The ops in
-    FLOAT_IN_INT8 and the output layer (the FULLY_CONNECTED feeding a softmax) stay float (TensorFlow's
-    selective quantisation); then their weight matrices become int8 for the hybrid kernels."""
-    head = output_layer_names(converter.convert())
+def _int8(converter, tf, twin, calibration, graph=None):
+    """int8 weights and activations, float input and output, calibrated on real lyrics windows. The graph's
+    FLOAT_IN_INT8 ops, the output layer (the FULLY_CONNECTED feeding a softmax) and the ops of the graph's
+    float layers stay float (TensorFlow's selective quantisation); then their weight matrices become int8 for
+    the hybrid kernels."""
+    float_model = converter.convert()
+    head = output_layer_names(float_model) + tensors_of_layers(float_model, graph.float_in_int8 if graph else ())
+    float_ops = FLOAT_IN_INT8[graph.name if graph else "window"]
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    batch = twin.inputs[0].shape[0] or 1
+    batch, rows = twin.inputs[0].shape[0] or 1, len(calibration[0])
+    names = [i.name.split(":")[0] for i in twin.inputs]
 
     def representative():
-        return ([calibration[i:i + batch]] for i in range(0, len(calibration) - batch + 1, batch))
+        """Batches keyed by input name: the converted file orders its inputs its own way."""
+        return ({n: inputs[i:i + batch] for n, inputs in zip(names, calibration, strict=True)}
+                for i in range(0, rows - batch + 1, batch))
     converter.representative_dataset = representative
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     converter.inference_input_type = converter.inference_output_type = tf.float32
-    options = tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=FLOAT_IN_INT8, denylisted_nodes=head)
+    options = tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=float_ops, denylisted_nodes=head)
     with quiet_native_stderr():  # the MLIR quantiser prints its settings and a benign LSTM note to fd 2
         debugger = tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=representative,
                                                              debug_options=options)
@@ -120,6 +131,14 @@ def output_layer_names(flatbuffer):
     softmax_inputs = {op.inputs[0] for _, op in operators_named(schema, model, "SOFTMAX")}
     layers = operators_named(schema, model, "FULLY_CONNECTED")
     return [graph.tensors[op.outputs[0]].name.decode() for graph, op in layers if op.outputs[0] in softmax_inputs]
+
+
+def tensors_of_layers(flatbuffer, layers):
+    """Output tensor names of the ops that belong to the named Keras layers (their names hold /layer/)."""
+    from ai_edge_litert import schema_py_generated as schema
+    model = schema.ModelT.InitFromPackedBuf(bytearray(flatbuffer), 0)
+    names = [graph.tensors[op.outputs[0]].name.decode() for graph in model.subgraphs for op in graph.operators]
+    return [n for n in names if any(f"/{layer}/" in n for layer in layers)]
 
 
 def without_cell_clip(schema, model):

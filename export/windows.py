@@ -6,6 +6,7 @@ from carolgen.runtime.errors import CarolError
 
 PRIME_COUNT = 5
 PARITY_WINDOWS = 2000
+STREAM_LENGTH = 250  # characters a step file is run for after its prime: a generated verse
 
 
 def _corpus(info, lyrics_dir):
@@ -51,6 +52,15 @@ def calibration_windows(info, lyrics_dir=None, count=500, seed=0):
     return windows, {"source": corpus.source, "windows": int(len(windows)), "seed": seed, "songs": "training"}
 
 
+def step_calibration(keras_step_backend, windows):
+    """A step graph's calibration inputs from calibration windows: (last character of each window, the state
+    the Keras step model reaches through the characters before it, from a zero state)."""
+    state = np.zeros((len(windows), *keras_step_backend.state_shape), dtype=np.float32)
+    for column in range(windows.shape[1] - 1):
+        _, state = keras_step_backend.step(np.ascontiguousarray(windows[:, column]), state)
+    return np.ascontiguousarray(windows[:, -1]), state
+
+
 def parity_set(info, lyrics_dir=None, count=PARITY_WINDOWS, seed=1):
     """(windows, next-character targets, held-out mask, five greedy primes): half the windows from held-out
     songs (perplexity is measured on these), half from training songs, seeded, spread over every song.
@@ -63,7 +73,37 @@ def parity_set(info, lyrics_dir=None, count=PARITY_WINDOWS, seed=1):
     if split:
         parts.append(_windows_of_every_song(info, _songs(info, corpus, "train_songs"), count - count // 2, seed))
     mask = np.concatenate([np.full(len(t), i == 0) for i, (_, t) in enumerate(parts)])
+    return (np.concatenate([w for w, _ in parts]), np.concatenate([t for _, t in parts]), mask,
+            _primes(held_out))
+
+
+def _primes(held_out):
     starts = [(song, int(len(song) * fraction)) for fraction in (0, 0.5, 0.25, 0.75) for song in held_out]
     openings = [song[start:start + 40] for song, start in starts]
-    return (np.concatenate([w for w, _ in parts]), np.concatenate([t for _, t in parts]), mask,
-            ([""] + openings)[:PRIME_COUNT])
+    return ([""] + openings)[:PRIME_COUNT]
+
+
+def parity_streams(info, lyrics_dir=None, count=PARITY_WINDOWS, length=STREAM_LENGTH, seed=1):
+    """(streams (S, window + length, ...) in the model's encoding, next-character targets (S, length), held-out
+    mask (S,), five greedy primes) for step files: count // length stretches of songs, half of them from
+    held-out songs, seeded, each song's own text left-padded as training pads it. A stream's first `window`
+    characters are its prime; the `length` after it are predicted one by one, as generation goes."""
+    corpus = _corpus(info, lyrics_dir)
+    held_out = _songs(info, corpus, "held_out_songs")
+    split = bool(info.section("training").get("held_out_songs"))
+    groups = [held_out] + ([_songs(info, corpus, "train_songs")] if split else [])
+    length = min(length, max(len(song) for group in groups for song in group))
+    rng = np.random.default_rng(seed)
+    total = max(1, count // length)
+    streams, held = [], []
+    for number in range(total):
+        group = groups[number % len(groups)]
+        long_enough = [song for song in group if len(song) >= length] or [max(group, key=len)]
+        song = long_enough[rng.integers(len(long_enough))]
+        padded = info.vocab.index(info.vocab.pad_char * info.window + song)
+        start = rng.integers(len(padded) - info.window - length + 1)
+        streams.append(padded[start:start + info.window + length])
+        held.append(group is held_out)
+    streams = np.stack(streams)
+    values = info.encoding.inputs(info.encoding.values(streams, info.vocab))
+    return values, streams[:, info.window:].astype(np.int32), np.array(held), _primes(held_out)

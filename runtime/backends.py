@@ -1,6 +1,9 @@
 """Backends: one small class per interpreter family, all behind one call.
 
-    probs(windows: (B, window, ...) as the file's input encoding says) -> float32 (B, vocab_size)
+    windowed files:  probs(windows: (B, window, ...) as the file's input encoding says) -> float32 (B, vocab_size)
+    step files:      step(chars: (B, ...), state: (B, *state_shape)) -> (probs, next state)
+
+Each opened backend says which with `graph` (the file's metadata: runtime/metadata.GRAPHS).
 
 BACKENDS is the one table of interpreters: the format each runs, the module imported when it is chosen
 (availability is checked with find_spec, which imports nothing), and the class that wraps it. A format's
@@ -19,8 +22,14 @@ from .errors import CarolError
 from .modelfile import FORMATS, read_model_file
 from .quiet import quiet_native_stderr
 
+# The tensor names of a step graph (carolgen/model.build_step_model): inputs, then outputs.
+STEP_INPUTS = ("char", "state")
+STEP_OUTPUTS = ("output", "next_state", "attention_weight")
+
 # More threads than any Pi or laptop has cores gains nothing; TFLite crashed on --threads 100000.
 MAX_THREADS = 64
+# The widest LSTM state a step file may claim: the state is allocated from the claim.
+MAX_STATE_UNITS = 4096
 
 
 @dataclass(frozen=True)
@@ -109,11 +118,23 @@ class TfliteBackend:
                 self.interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as error:
             raise CarolError(f"{row.name} cannot run {model_file.path}: {_first_line(error)}") from None
-        window_input = self.interpreter.get_input_details()[0]
-        check_input(model_file, window_input["shape"], window_input["dtype"])
-        self.input = window_input["index"]
-        self._find_outputs()
+        self.graph = self.info.graph
+        if self.graph == "step":
+            self._find_step_tensors()
+        else:
+            window_input = self.interpreter.get_input_details()[0]
+            check_input(model_file, window_input["shape"], window_input["dtype"])
+            self.input = window_input["index"]
+            self._find_outputs()
         self.batch = int(self.interpreter.get_input_details()[0]["shape"][0])
+
+    def _find_step_tensors(self):
+        """The step graph's tensors, by the names its signature gives them."""
+        inputs, outputs = _signature(self.interpreter, self.model_file.path)
+        self.char_input, self.state_input = (inputs[n]["index"] for n in STEP_INPUTS)
+        self.probs_output, self.state_output, self.attention_output = (outputs[n]["index"] for n in STEP_OUTPUTS)
+        char, state = inputs["char"], inputs["state"]
+        self.state_shape = check_step_input(self.model_file, char["shape"], char["dtype"], state["shape"])
 
     def _find_outputs(self):
         by_width = {int(d["shape"][-1]): d["index"] for d in self.interpreter.get_output_details()}
@@ -141,6 +162,30 @@ class TfliteBackend:
         probs = self.probs(windows)
         return probs, self.interpreter.get_tensor(self.attention_output)
 
+    def step(self, chars, state):
+        """(probabilities, next state) for one character per sample (a step file: no variables to reset)."""
+        self.interpreter.set_tensor(self.char_input, chars)
+        self.interpreter.set_tensor(self.state_input, state)
+        self.interpreter.invoke()
+        return self.interpreter.get_tensor(self.probs_output), self.interpreter.get_tensor(self.state_output)
+
+    def step_and_attention(self, chars, state):
+        probs, next_state = self.step(chars, state)
+        return probs, next_state, self.interpreter.get_tensor(self.attention_output)
+
+
+def _signature(interpreter, path):
+    """({name: input details}, {name: output details}) of the file's one signature; CarolError without it."""
+    try:
+        runner = interpreter.get_signature_runner()
+        inputs, outputs = runner.get_input_details(), runner.get_output_details()
+    except (ValueError, RuntimeError, AttributeError):
+        raise CarolError(f"{path} says it is a step file but has no signature naming its tensors") from None
+    if set(STEP_INPUTS) - set(inputs) or set(STEP_OUTPUTS) - set(outputs):
+        raise CarolError(f"{path} says it is a step file but its signature lacks {', '.join(STEP_INPUTS)} -> "
+                         f"{', '.join(STEP_OUTPUTS)}: the file is damaged or mislabelled")
+    return inputs, outputs
+
 
 # onnxruntime's names for the input types carolgen's encodings use.
 ONNX_TYPES = {"tensor(float)": "float32", "tensor(int32)": "int32"}
@@ -164,30 +209,54 @@ class OnnxBackend:
                                                         providers=["CPUExecutionProvider"])
         except Exception as error:  # onnxruntime raises its own exception types for a bad model.
             raise CarolError(f"onnxruntime cannot run {model_file.path}: {_first_line(error)}") from None
-        window_input = self.session.get_inputs()[0]
-        check_input(model_file, window_input.shape, ONNX_TYPES.get(window_input.type, "void"))
-        self.input = window_input.name
-        batch = window_input.shape[0]
-        self.batch = batch if isinstance(batch, int) else None
+        self.graph = self.info.graph
+        inputs = {i.name: i for i in self.session.get_inputs()}
         names = [o.name for o in self.session.get_outputs()]
-        if "output" not in names:
-            raise CarolError(f"{model_file.path} has no 'output' (next-character probabilities) output")
-        self.outputs = ["output"]
-        self.attention_output = "attention_weight" if "attention_weight" in names else None
+        if self.graph == "step":
+            self._find_step_tensors(inputs, names)
+        else:
+            window_input = self.session.get_inputs()[0]
+            check_input(model_file, window_input.shape, ONNX_TYPES.get(window_input.type, "void"))
+            self.input = window_input.name
+            if "output" not in names:
+                raise CarolError(f"{model_file.path} has no 'output' (next-character probabilities) output")
+            self.outputs = ["output"]
+            self.attention_output = "attention_weight" if "attention_weight" in names else None
+        batch = self.session.get_inputs()[0].shape[0]
+        self.batch = batch if isinstance(batch, int) else None
+
+    def _find_step_tensors(self, inputs, outputs):
+        if set(STEP_INPUTS) - set(inputs) or set(STEP_OUTPUTS) - set(outputs):
+            raise CarolError(f"{self.model_file.path} says it is a step file but lacks the tensors "
+                             f"{', '.join(STEP_INPUTS)} -> {', '.join(STEP_OUTPUTS)}: it is damaged or mislabelled")
+        char, state = inputs["char"], inputs["state"]
+        self.state_shape = check_step_input(self.model_file, char.shape, ONNX_TYPES.get(char.type, "void"),
+                                            state.shape)
+        self.step_outputs = list(STEP_OUTPUTS[:2])
+        self.attention_outputs = list(STEP_OUTPUTS)
 
     def supports_batch(self, batch):
         return self.batch is None or batch == self.batch
 
     def probs(self, windows):
-        try:
-            return self.session.run(self.outputs, {self.input: windows})[0]
-        except Exception as error:  # onnxruntime's own exception types: a graph that fails when it runs
-            raise CarolError(f"onnxruntime failed running {self.model_file.path}: {_first_line(error)}") from None
+        return self._run(self.outputs, {self.input: windows})[0]
 
     def probs_and_attention(self, windows):
         _require_attention(self.attention_output, self.model_file.path)
-        probs, attention = self.session.run(self.outputs + [self.attention_output], {self.input: windows})
-        return probs, attention
+        return self._run(self.outputs + [self.attention_output], {self.input: windows})
+
+    def step(self, chars, state):
+        """(probabilities, next state) for one character per sample."""
+        return self._run(self.step_outputs, {"char": chars, "state": state})
+
+    def step_and_attention(self, chars, state):
+        return self._run(self.attention_outputs, {"char": chars, "state": state})
+
+    def _run(self, outputs, feeds):
+        try:
+            return self.session.run(outputs, feeds)
+        except Exception as error:  # onnxruntime's own exception types: a graph that fails when it runs
+            raise CarolError(f"onnxruntime failed running {self.model_file.path}: {_first_line(error)}") from None
 
 
 def _require_attention(output, path):
@@ -205,6 +274,21 @@ def check_input(model_file, shape, dtype):
         raise CarolError(f"{model_file.path}: its input is {np.dtype(dtype).name} {list(shape[1:])} per window, but "
                          f"its metadata says {info.encoding.name} input ({np.dtype(info.encoding.dtype).name} "
                          f"{expected}): the file is damaged or mislabelled")
+
+
+def check_step_input(model_file, char_shape, char_dtype, state_shape):
+    """A step graph's inputs must be what the metadata claims: one character in the file's input encoding,
+    and a state of (window + 1) rows (carolgen/model.build_step_model). Returns the state's shape per sample."""
+    info = model_file.info
+    state = [int(d) if isinstance(d, (int, np.integer)) else d for d in state_shape[1:]]
+    if (list(char_shape[1:]) != list(info.encoding.per_position) or np.dtype(char_dtype) != np.dtype(
+            info.encoding.dtype) or len(state) != 2 or state[0] != info.window + 1
+            or not isinstance(state[1], int) or not 1 <= state[1] <= MAX_STATE_UNITS):
+        raise CarolError(f"{model_file.path}: its step inputs (character {list(char_shape[1:])} "
+                         f"{np.dtype(char_dtype).name}, state {state}) are not what its metadata says "
+                         f"({info.encoding.name} input, a state of {info.window + 1} rows): the file is damaged "
+                         "or mislabelled")
+    return tuple(state)
 
 
 def _first_line(error):

@@ -1,7 +1,11 @@
-"""The generation loop: roll the window, ask the backend, let the sampler pick, stream characters.
+"""The generation loop: feed the model, let the sampler pick, stream characters.
 
-The whole text (window + output) lives in one preallocated array of model inputs per run; each step's window is a
-view into it, so the loop allocates nothing per character beyond what the interpreter returns.
+A session feeds the model its input for each next character, by the file's graph (runtime/metadata.GRAPHS):
+- WindowSession (windowed files) keeps the last `window` characters in a buffer of twice that, each
+  character written twice, so the current window is always one contiguous slice and nothing is shifted;
+- StepSession (step files) feeds the prime one character at a time from a zero state, then each new one.
+Either way a run's memory does not grow with --length, and the loop allocates nothing per character beyond
+what the interpreter returns.
 """
 import secrets
 import time
@@ -32,16 +36,66 @@ class Timing:
 
 MAX_LENGTH = 1_000_000  # characters per sample
 MAX_SAMPLES = 1024
-MAX_TEXT_CELLS = 50_000_000  # samples x (window + length): the one text array a run allocates
+MAX_STATE_VALUES = 64_000_000  # samples x a step file's state: 256 MB of float32
 
 
-def check_run(length, num_samples, window=0):
+def check_run(length, num_samples):
     if not 0 <= length <= MAX_LENGTH or not 1 <= num_samples <= MAX_SAMPLES:
         raise CarolError(f"--length must be 0-{MAX_LENGTH:,} and --num-samples 1-{MAX_SAMPLES:,} "
                          f"(got {length}, {num_samples})")
-    if num_samples * (window + length) > MAX_TEXT_CELLS:
-        raise CarolError(f"--num-samples {num_samples} x --length {length} is more text than one run writes "
-                         f"({MAX_TEXT_CELLS:,} characters with the window); split it into several runs")
+
+
+class WindowSession:
+    """A windowed file's input: the last `window` characters of each sample, re-run every step."""
+
+    def __init__(self, generator, batch, call):
+        self.window, self.call = generator.window, call
+        buffer = np.empty((batch, 2 * self.window), dtype=generator.encoding.dtype)
+        self.buffer, self.inputs = buffer, generator.encoding.inputs(buffer)  # the model's view of the buffer
+        self.position = self.window - 1  # the newest character is at position and position + window
+
+    def start(self, values):
+        """Probabilities after the prime's window (batch, window) of input values."""
+        self.buffer[:, :self.window] = self.buffer[:, self.window:] = values
+        self.position = self.window - 1
+        return self.call(self.inputs[:, self.window:])
+
+    def advance(self, values):
+        """Probabilities after one more input value per sample."""
+        p = self.position = (self.position + 1) % self.window
+        self.buffer[:, p] = self.buffer[:, p + self.window] = values
+        return self.call(self.inputs[:, p + 1:p + 1 + self.window])
+
+
+class StepSession:
+    """A step file's input: one character per sample and the state the file returned for the last one."""
+
+    def __init__(self, generator, batch, call):
+        shape = generator.backend.state_shape
+        if batch * int(np.prod(shape)) > MAX_STATE_VALUES:
+            raise CarolError(f"{batch} samples of this step file's state {shape} exceed {MAX_STATE_VALUES:,} values; "
+                             "use fewer --num-samples")
+        self.call = call
+        self.chars = np.empty(batch, dtype=generator.encoding.dtype)
+        self.inputs = generator.encoding.inputs(self.chars)  # the model's view of the characters
+        self.zero_state = np.zeros((batch, *shape), dtype=np.float32)
+        self.state = self.zero_state
+
+    def start(self, values):
+        """Feed the prime's window (batch, window) from a zero state: the first probabilities are then
+        exactly the windowed model's."""
+        self.state = self.zero_state
+        for column in range(values.shape[1] - 1):
+            self.advance(values[:, column])
+        return self.advance(values[:, -1])
+
+    def advance(self, values):
+        self.chars[:] = values
+        probs, self.state = self.call(self.inputs, self.state)
+        return probs
+
+
+SESSIONS = {"window": WindowSession, "step": StepSession}
 
 
 def new_seed():
@@ -84,38 +138,84 @@ class Generator:
                      unknown="error", attention=False):
         """Yield, for each step, a list of `num_samples` characters. Temperature 0 is greedy."""
         check_sampling(temperature, top_k, top_p)
-        check_run(length, num_samples, self.window)
+        check_run(length, num_samples)
         rng = np.random.default_rng(seed)
         prime = self.prepare_prime(prime, unknown)
-        text = np.empty((num_samples, self.window + length), dtype=self.encoding.dtype)
-        text[:, :self.window] = self.encoding.values(self.vocab.window_indices(prime, self.window), self.vocab)
-        step, batch_mode = self._step_function(num_samples, attention)
+        start = self.encoding.values(self.vocab.window_indices(prime, self.window), self.vocab)
+        session, batch_mode = self._session(num_samples, attention)
         self.timing, self.attention = Timing(samples=num_samples, batch_mode=batch_mode), []
-        start = time.perf_counter()
+        chars, values, expected = self.vocab.chars, self._values.tolist(), (num_samples, self.vocab.size)
+        began = time.perf_counter()
+        probs = session.start(np.broadcast_to(start, (num_samples, self.window)))
+        self.attention = self.attention[-1:]  # a step file's prime ran one step per character: keep the last
         for t in range(length):
-            probs = step(self.encoding.inputs(text[:, t:t + self.window]))
-            if probs.shape != (num_samples, self.vocab.size):
+            if probs.shape != expected:
                 raise CarolError(f"the model returned probabilities of shape {probs.shape}, not {num_samples} x its "
                                  f"vocabulary of {self.vocab.size}: its metadata does not match the graph")
             picks = sample(probs, temperature, top_k, top_p, rng)
-            text[:, self.window + t] = self._values[picks]
+            now = time.perf_counter()
             if t == 0:
-                self.timing.first_char_seconds = time.perf_counter() - start
-            self.timing.characters = t + 1
-            self.timing.total_seconds = time.perf_counter() - start
-            yield [self.vocab.chars[i] for i in picks]
+                self.timing.first_char_seconds = now - began
+            self.timing.characters, self.timing.total_seconds = t + 1, now - began
+            yield [chars[i] for i in picks]
+            if t + 1 < length:
+                probs = session.advance([values[i] for i in picks])
 
-    def _step_function(self, batch, attention):
-        """(probs for a batch of windows, 'batched' | 'looped'): one call when the backend can, else one per window."""
-        call = self._probs_recording_attention if attention else self.backend.probs
-        if self.backend.supports_batch(batch):
-            return call, "batched"
-        return lambda windows: np.concatenate([call(np.ascontiguousarray(w[None])) for w in windows]), "looped"
+    def _session(self, batch, attention):
+        """(the file's session for `batch` samples, 'batched' | 'looped'): one call per step when the backend
+        takes the batch, else one call per sample."""
+        backend = self.backend
+        graph = backend.graph
+        if graph == "step":
+            call = self._step_recording_attention if attention else backend.step
+        else:
+            call = self._probs_recording_attention if attention else backend.probs
+        if backend.supports_batch(batch):
+            return SESSIONS[graph](self, batch, call), "batched"
+        return SESSIONS[graph](self, batch, per_sample(call)), "looped"
 
     def _probs_recording_attention(self, windows):
         probs, weights = self.backend.probs_and_attention(windows)
         self.attention.append(np.array(weights))
         return probs
+
+    def _step_recording_attention(self, chars, state):
+        probs, next_state, weights = self.backend.step_and_attention(chars, state)
+        self.attention.append(np.array(weights))
+        return probs, next_state
+
+
+def per_sample(call):
+    """`call` for a batch, made of one call per sample (for files converted for another batch size)."""
+    def looped(*batches):
+        results = [call(*(np.ascontiguousarray(b[i:i + 1]) for b in batches)) for i in range(len(batches[0]))]
+        if isinstance(results[0], np.ndarray):
+            return np.concatenate(results)
+        return tuple(np.concatenate(parts) for parts in zip(*results, strict=True))
+    return looped
+
+
+def probs_of_windows(backend, windows, chunk=256):
+    """Next-character probabilities (N, vocab) after each of `windows` (N, window, ...) of model inputs, from
+    either graph, in chunks the backend accepts. A step file is fed each window from a zero state, so it
+    computes what the windowed model computes (its drift only shows over longer runs)."""
+    if not backend.supports_batch(chunk):
+        chunk = backend.batch or 1
+    rows = []
+    for start in range(0, len(windows), chunk):
+        part = np.ascontiguousarray(windows[start:start + chunk])
+        rows.append(_window_probs(backend, part) if backend.supports_batch(len(part))
+                    else np.concatenate([_window_probs(backend, part[i:i + 1]) for i in range(len(part))]))
+    return np.concatenate(rows)
+
+
+def _window_probs(backend, windows):
+    if backend.graph == "window":
+        return backend.probs(windows)
+    state = np.zeros((len(windows), *backend.state_shape), dtype=np.float32)
+    for column in range(windows.shape[1]):
+        probs, state = backend.step(np.ascontiguousarray(windows[:, column]), state)
+    return probs
 
 
 def load(path, backend=None, threads=1, trust=False):

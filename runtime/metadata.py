@@ -14,6 +14,10 @@ METADATA_KEY = "carolgen"
 FORMAT_VERSION = 1
 MAX_WINDOW = 4096  # characters of context; a larger claim is damage, and would size buffers from it
 MAX_VOCAB = 4096
+# The graphs an exported file can hold (its export section's "graph"; a file without one is windowed):
+# "window" maps a window of characters to the next character's probabilities, re-run for every character;
+# "step" maps (one character, state) to (probabilities, next state), O(1) per character (carolgen/model.py).
+GRAPHS = ("window", "step")
 
 
 def make_metadata(vocab, window, encoding, model_config, **sections):
@@ -58,6 +62,10 @@ class ModelInfo:
                 "its text may not be what the trained model writes")
 
     @property
+    def graph(self):
+        return self.section("export").get("graph", "window")
+
+    @property
     def quantisation(self):
         value = self.section("export").get("quantization")
         return value if isinstance(value, str) else None
@@ -86,6 +94,9 @@ def parse_metadata(text, source):
                          f"out of range (window 1-{MAX_WINDOW}, vocabulary 2-{MAX_VOCAB})")
     if not isinstance(doc.get("normalisation", {}), dict) or not isinstance(doc.get("model", {}), dict):
         raise CarolError(f"{source}: the metadata's normalisation or model section is not an object")
+    if not isinstance(doc.get("export", {}), dict) or doc.get("export", {}).get("graph", "window") not in GRAPHS:
+        raise CarolError(f"{source}: the metadata names a graph kind this carolgen does not know "
+                         f"(it knows {', '.join(GRAPHS)}); upgrade carolgen or re-export")
     if vocab.pad_char != doc.get("pad_char"):
         raise CarolError(f"{source}: the metadata's pad character does not match its vocabulary")
     return ModelInfo(vocab, window, {**NORMALISE_DEFAULTS, **doc.get("normalisation", {})}, doc,

@@ -27,44 +27,64 @@ def check_sampling(temperature=1.0, top_k=0, top_p=1.0):
         raise CarolError(f"--top-p must be in (0, 1], not {top_p}")
 
 
-def shape_distribution(probs, temperature=1.0, top_k=0, top_p=1.0):
-    """Temperature, then top-k, then top-p (nucleus), renormalised; float64 (B, V)."""
-    p = np.asarray(probs, dtype=np.float64)
-    if temperature != 1.0:
-        logits = np.log(np.maximum(p, 1e-30)) / temperature
-        p = np.exp(logits - logits.max(axis=1, keepdims=True))
-    if top_k and top_k < p.shape[1]:
-        kth = -np.sort(-p, axis=1)[:, top_k - 1:top_k]
-        p = np.where(p >= kth, p, 0.0)
-    if top_p < 1.0:
-        order = np.argsort(-p, axis=1, kind="stable")
-        sorted_p = np.take_along_axis(p, order, axis=1)
-        cumulative = np.cumsum(sorted_p, axis=1) / sorted_p.sum(axis=1, keepdims=True)
-        # Keep each token whose preceding mass is still below top_p (the first is always kept).
-        keep_sorted = (cumulative - sorted_p / sorted_p.sum(axis=1, keepdims=True)) < top_p
-        keep = np.zeros_like(keep_sorted)
-        np.put_along_axis(keep, order, keep_sorted, axis=1)
-        p = np.where(keep, p, 0.0)
-    return p / p.sum(axis=1, keepdims=True)
-
-
-def check_probabilities(probs):
-    """Refuse what no softmax gives: NaN or infinite values, negative values, rows far from summing to 1. A
-    damaged model otherwise samples index 0 for ever (a page of spaces) and exits as if all were well."""
-    sums = probs.sum(axis=1)
-    if not (np.isfinite(sums).all() and (probs >= 0).all() and (np.abs(sums - 1) <= ROW_SUM_TOLERANCE).all()):
-        raise CarolError("the model computed invalid probabilities (NaN, infinite, negative or far from summing "
-                         "to 1): "
-                         "the file is damaged; re-export it")
-
-
 def sample(probs, temperature, top_k, top_p, rng):
-    """Next-character indices (B,) for probabilities (B, V). Temperature 0 is argmax and uses no randomness."""
-    check_probabilities(probs)
+    """Next-character indices, a list of B, for probabilities (B, V). Temperature 0 is argmax and uses no
+    randomness; otherwise one uniform draw per row.
+
+    Each row is sampled in plain Python on a list: for one row of a few dozen characters that is several
+    times faster than numpy's per-call overhead, and this runs once per generated character."""
+    return [_pick(row, temperature, top_k, top_p, rng) for row in np.asarray(probs).tolist()]
+
+
+def _pick(row, temperature, top_k, top_p, rng):
+    check_row(row)
     if temperature == 0:
-        return np.argmax(probs, axis=1)
-    p = shape_distribution(probs, temperature, top_k, top_p)
-    draws = rng.random(p.shape[0])[:, None]
-    cumulative = np.cumsum(p, axis=1)
-    picks = (cumulative < draws * cumulative[:, -1:]).sum(axis=1)
-    return np.minimum(picks, p.shape[1] - 1)
+        return row.index(max(row))
+    indices, weights = candidates(row, temperature, top_k, top_p)
+    draw = rng.random() * sum(weights)
+    cumulative = 0.0
+    for index, weight in zip(indices, weights, strict=True):
+        cumulative += weight
+        if cumulative > draw:
+            return index
+    return indices[-1]  # rounding: the draw landed on the total
+
+
+def candidates(row, temperature=1.0, top_k=0, top_p=1.0):
+    """(indices, weights): the characters a draw can pick, in the order the draw walks them, with their
+    unnormalised weights. Temperature raises each probability to 1/temperature (scaled by the row's largest,
+    so nothing underflows to an empty row); top-k keeps the k likeliest; top-p keeps, from the likeliest
+    down, each character whose preceding mass is still below top_p of the whole (the first always)."""
+    if temperature != 1.0:
+        largest, power = max(row), 1.0 / temperature
+        row = [(p / largest) ** power for p in row]
+    if top_k and top_k < len(row):
+        kth = sorted(row, reverse=True)[top_k - 1]
+        row = [p if p >= kth else 0.0 for p in row]
+    if top_p >= 1.0:
+        return range(len(row)), row
+    limit, mass, indices = top_p * sum(row), 0.0, []
+    for index in sorted(range(len(row)), key=row.__getitem__, reverse=True):
+        if mass >= limit:
+            break
+        indices.append(index)
+        mass += row[index]
+    return indices, [row[i] for i in indices]
+
+
+def shape_distribution(probs, temperature=1.0, top_k=0, top_p=1.0):
+    """The distribution `sample` draws from, as (B, V) float64 rows summing to 1 (for reports and tests)."""
+    shaped = np.zeros(np.shape(probs), dtype=np.float64)
+    for out, row in zip(shaped, np.asarray(probs).tolist(), strict=True):
+        indices, weights = candidates(row, temperature, top_k, top_p)
+        out[list(indices)] = weights
+    return shaped / shaped.sum(axis=1, keepdims=True)
+
+
+def check_row(row):
+    """Refuse what no softmax gives: NaN or infinite values, negative values, a row far from summing to 1. A
+    damaged model otherwise samples index 0 for ever (a page of spaces) and exits as if all were well. A NaN
+    makes the sum NaN, which fails the comparison."""
+    if not (abs(sum(row) - 1) <= ROW_SUM_TOLERANCE and min(row) >= 0):
+        raise CarolError("the model computed invalid probabilities (NaN, infinite, negative or far from summing "
+                         "to 1): the file is damaged; re-export it")

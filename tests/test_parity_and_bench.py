@@ -22,14 +22,14 @@ def keras_generator():
 
 @pytest.fixture(scope="module")
 def bundled_reference(keras_generator):
-    from carolgen.export.parity import Reference
+    from carolgen.export.parity import WindowGate
     from carolgen.export.windows import parity_set
-    return Reference(keras_generator.backend, parity_set(keras_generator.backend.info))
+    return WindowGate(keras_generator.backend, parity_set(keras_generator.backend.info))
 
 
 @pytest.mark.parametrize("kind", ["tflite", "onnx"])
 def test_bundled_fp32_files_match_keras(kind, bundled_reference):
-    parity = bundled_reference.measure(load(FILES[kind]).backend)
+    parity = bundled_reference.parity(load(FILES[kind]).backend)
     assert parity.max_abs_dp <= 1e-5
     assert parity.greedy == [200] * len(bundled_reference.primes)
 
@@ -56,7 +56,7 @@ def test_quantised_files_of_the_bundled_model_pass_the_gate(tmp_path, bundled_re
     rows = export(None, ["tflite", "onnx"], ["fp16", "dynamic", "int8"], out=tmp_path)
     for row in rows:
         assert row.status == "accepted", (row.file, row.reason)
-        parity = bundled_reference.measure(load(tmp_path / row.file).backend)
+        parity = bundled_reference.parity(load(tmp_path / row.file).backend)
         assert failures(parity, MODES[row.mode].limits) == [], row.file
 
 
