@@ -18,8 +18,19 @@ from carolgen.runtime.cli_common import ArgumentParser, Progress, run_command
 from carolgen.runtime.errors import CarolError
 
 from .litert_tool import litert_benchmark_tool
+from .loop_overhead import loop_overhead
 from .report import write_report
-from .rows import baseline_plans, file_plans, measure, paired_timing, reference_plans, retime, take_round_medians
+from .rows import (
+    FILE_KINDS,
+    baseline_plans,
+    file_plans,
+    generation_pairs,
+    measure,
+    paired_timing,
+    reference_plans,
+    retime,
+    take_round_medians,
+)
 
 EXAMPLES = """examples:
   carol-bench --out benchmarks/results --python-tflite-runtime /opt/tflite214/bin/python
@@ -29,11 +40,11 @@ SETTINGS = {
     "full": {"iterations": 2000, "warmup": 200, "generate_chars": 2000, "seed_loop_chars": 100,
              "seed_loop_iterations": 100, "windows": 2000, "primes": 5, "tool_runs": 2000, "cold_starts": 5,
              "word_rate_chars": WORD_RATE_SETTINGS["length"], "timing_rounds": 3,
-             "paired_rounds": 20},
+             "paired_rounds": 20, "generation_rounds": 7, "loop_chars": 20_000},
     "quick": {"iterations": 100, "warmup": 10, "generate_chars": 200, "seed_loop_chars": 10,
               "seed_loop_iterations": 10, "windows": 50, "primes": 2, "tool_runs": 100, "cold_starts": 1,
               "word_rate_chars": 200, "timing_rounds": 1,
-              "paired_rounds": 2},
+              "paired_rounds": 2, "generation_rounds": 1, "loop_chars": 1000},
 }
 PACKAGES = ["numpy", "tensorflow", "keras", "tf_keras", "tf2onnx", "onnx", "onnxruntime", "ai-edge-litert"]
 
@@ -136,16 +147,20 @@ class CheckpointRun:
     perplexity: float
     tool: dict
     starts: dict
+    generation: list
+    loop: dict
 
 
 def bench_checkpoint(checkpoint, settings, workdir, tflite_python, main):
-    """Export every format x mode of one checkpoint and measure every file x runtime against its own Keras
-    reference, with LiteRT's tool as a cross-check. The main checkpoint also gets the seed loop and cold starts."""
+    """Export every format x graph x mode of one checkpoint and measure every file x runtime against its own
+    Keras reference, with LiteRT's tool as a cross-check. The main checkpoint also gets the seed loop, cold
+    starts, windowed and step files generating side by side, and the generation loop's own overhead."""
     from carolgen.export import EXPORT_FORMATS, MODES, export
+    from carolgen.export.graphs import GRAPHS
     workdir.mkdir(parents=True)
     files_dir = workdir / "files"
-    progress(f"{checkpoint.name}: exporting every format x mode")
-    export_rows = export(checkpoint, list(EXPORT_FORMATS), list(MODES), out=files_dir,
+    progress(f"{checkpoint.name}: exporting every format x graph x mode")
+    export_rows = export(checkpoint, list(EXPORT_FORMATS), list(MODES), out=files_dir, graphs=list(GRAPHS),
                          progress=lambda r: progress(f"  {r.status}: {r.file}"))
     progress(f"{checkpoint.name}: computing the Keras reference")
     model, info, reference, shared = keras_reference(checkpoint, settings, workdir)
@@ -162,23 +177,28 @@ def bench_checkpoint(checkpoint, settings, workdir, tflite_python, main):
     retime_in_rounds(plans, results, shared, settings, workdir)
     progress(f"{checkpoint.name}: paired timing, every file of a runtime in one process")
     paired_timing(plans, results, shared, settings, workdir)
+    generation, loop = [], {}
+    if main:
+        progress(f"{checkpoint.name}: windowed and step files generating side by side; the loop's overhead")
+        generation = generation_pairs(plans, results, shared, settings, workdir)
+        loop = loop_overhead(info, settings["loop_chars"])
     tool, starts = {}, {}
     for row in (r for r in export_rows if r.status == "accepted" and r.format == "tflite"):
-        if row.mode in ("fp32", "int8"):
+        if row.mode in ("fp32", "int8") and row.graph == "window":
             progress(f"LiteRT benchmark tool on {row.file}")
             tool[row.file] = (checkpoint.stem, row.mode, *litert_benchmark_tool(files_dir / row.file,
                                                                                settings["tool_runs"]))
     if main:
-        for row in (r for r in export_rows if r.status == "accepted" and r.mode == "fp32"):
+        for row in (r for r in export_rows if r.status == "accepted" and r.mode == "fp32" and r.graph == "window"):
             starts[row.format] = (row.file, cold_start(files_dir / row.file, settings["cold_starts"]))
-    return CheckpointRun(export_rows, results, reference.perplexity, tool, starts)
+    return CheckpointRun(export_rows, results, reference.perplexity, tool, starts, generation, loop)
 
 
 def retime_in_rounds(plans, results, shared, settings, workdir):
     """Time the file and reference rows again, in turn, `timing_rounds` times in all, and keep each row's
     median: the machine's drift over the minutes of a run then spreads over every row."""
     timed = [(plan, result) for plan, result in zip(plans, results, strict=True)
-             if result.measured and plan.kind in ("file", "reference")]
+             if result.measured and plan.kind in FILE_KINDS]
     rounds = {id(result): [] for _, result in timed}
     for number in range(2, settings["timing_rounds"] + 1):
         for plan, result in timed:
@@ -217,7 +237,8 @@ def render(path, out, previous):
     document = read_previous(path)
     write_report(out, document["machine"], document["settings"], document["quick"], document["export"],
                  [Result(**r) for r in document["raw"]], document["litert_benchmark_tool"], document["cold_start_s"],
-                 document["keras_perplexity"], previous)
+                 document["keras_perplexity"], previous, document.get("generation", []),
+                 document.get("loop_overhead_us", {}))
     print(f"wrote {out}/REPORT.md, report.json, report.csv, latency.png, size_fidelity.png from {path}")
 
 
@@ -236,7 +257,8 @@ def run(args):
     tool = {file: entry for run in runs for file, entry in run.tool.items()}
     write_report(out, machine(), settings, args.quick, [r.to_dict() for run in runs for r in run.export_rows],
                  [r for run in runs for r in run.results], tool, runs[0].starts,
-                 {c.stem: run.perplexity for c, run in zip(checkpoints, runs, strict=True)}, previous)
+                 {c.stem: run.perplexity for c, run in zip(checkpoints, runs, strict=True)}, previous,
+                 runs[0].generation, runs[0].loop)
     print(f"wrote {out}/REPORT.md, report.json, report.csv, latency.png, size_fidelity.png")
 
 

@@ -4,7 +4,6 @@ Generator is driven by a backend that returns the same fixed probabilities at on
 one, for both sessions), so what is timed is the session's bookkeeping, the sampler and the loop. Reported
 as microseconds per character: greedy, and at carol-generate's sampled settings.
 """
-import time
 
 import numpy as np
 

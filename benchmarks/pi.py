@@ -27,9 +27,10 @@ from .runner import host_command, run_probe
 CPUS = {"cortex-a72": "Raspberry Pi 4", "cortex-a76": "Raspberry Pi 5"}
 CASE_TIMEOUT_S = 300
 GREEDY_CHARS = 100
-# The CI set: one file per runtime, as (format, mode, runtime).
-REDUCED = {("tflite", "fp32", "litert"), ("tflite", "dynamic-compat", "tflite-runtime"),
-           ("tflite", "int8", "tflite-runtime"), ("onnx", "fp32", "onnxruntime")}
+# The CI set: one windowed file per runtime and one step file, as (format, mode, runtime, graph).
+REDUCED = {("tflite", "fp32", "litert", "window"), ("tflite", "dynamic-compat", "tflite-runtime", "window"),
+           ("tflite", "int8", "tflite-runtime", "window"), ("onnx", "fp32", "onnxruntime", "window"),
+           ("tflite", "fp32", "litert", "step")}
 # (Only the main checkpoint's files: the reduced set proves the runtimes, not every model.)
 
 
@@ -42,6 +43,7 @@ class Case:
     runtime: str
     kernels: str = "auto"  # auto: what carolgen's runtime chooses; optimised: forced, to record a known crash
     claim: str = ""  # what carol-export's table says about this runtime loading the file on aarch64
+    graph: str = "window"  # window | step (export/graphs.py)
 
 
 # The export table's runtimes column (export/audit.py) entry that speaks for each backend on the emulated Pi.
@@ -59,7 +61,8 @@ def failing(result):
 
 
 # The checkpoints whose files the check runs, with the modes exported from each: every mode of the bundled
-# model, and the fp32 files of the bundled seed-architecture model (the baseline every report keeps).
+# model, and the fp32 files of the bundled seed-architecture model (the baseline every report keeps); each
+# as windowed and step files.
 CHECKPOINTS = {"model": (carolgen.DEFAULT_CHECKPOINT, None), "seed": (carolgen.SEED_CHECKPOINT, ("fp32",))}
 
 
@@ -68,11 +71,12 @@ def exported_files(cache):
     each row carries the stem of the checkpoint it came from."""
     from carolgen.checkpoint import file_sha256
     from carolgen.export import EXPORT_FORMATS, MODES, export
+    from carolgen.export.graphs import GRAPHS
 
     def build(folder):
         rows = []
         for stem, (checkpoint, modes) in CHECKPOINTS.items():
-            made = export(checkpoint, list(EXPORT_FORMATS), list(modes or MODES), out=folder)
+            made = export(checkpoint, list(EXPORT_FORMATS), list(modes or MODES), out=folder, graphs=list(GRAPHS))
             rows += [{**r.to_dict(), "checkpoint": stem} for r in made]
         (folder / "rows.json").write_text(json.dumps(rows))
     # Keyed by the checkpoints and by carolgen's sources: a changed exporter makes new files.
@@ -90,12 +94,13 @@ def cases(rows, runtimes, reduced):
     for row in (r for r in rows if r["status"] == "accepted"):
         for backend in (b for b in BACKENDS.values() if b.format == row["format"] and b.name in runtimes):
             case = Case(row["file"], row["checkpoint"], row["format"], row["mode"], backend.name,
-                        claim=row["runtimes"].get(AUDIT_CLAIM.get(backend.name, ""), ""))
+                        claim=row["runtimes"].get(AUDIT_CLAIM.get(backend.name, ""), ""),
+                        graph=row.get("graph", "window"))
             planned.append(case)
             if ("aarch64", row["mode"]) in backend.refused_on:  # refused by carolgen: both kernels on record
                 planned += [replace(case, kernels="optimised"), replace(case, kernels="reference")]
     if reduced:
-        planned = [c for c in planned if (c.format, c.mode, c.runtime) in REDUCED and c.kernels == "auto"
+        planned = [c for c in planned if (c.format, c.mode, c.runtime, c.graph) in REDUCED and c.kernels == "auto"
                    and c.checkpoint == "model"]
     return planned
 

@@ -37,13 +37,23 @@ def percentiles(samples_us):
     return {"p50_us": float(p50), "p90_us": float(p90), "p99_us": float(p99)}
 
 
+def forward(backend, window):
+    """One model call as generation makes it, as a function: a windowed file's forward pass over `window`
+    (1, window, ...), a step file's one step (its last character, a zero state)."""
+    if backend.graph == "window":
+        return lambda: backend.probs(window)
+    char, state = np.ascontiguousarray(window[:, -1]), np.zeros((1, *backend.state_shape), dtype=np.float32)
+    return lambda: backend.step(char, state)
+
+
 def latency(backend, window, iterations, warmup):
+    call = forward(backend, window)
     for _ in range(warmup):
-        backend.probs(window)
+        call()
     samples = []
     for _ in range(iterations):
         start = time.perf_counter()
-        backend.probs(window)
+        call()
         samples.append((time.perf_counter() - start) * 1e6)
     return percentiles(samples)
 
@@ -89,24 +99,47 @@ def paired(request):
     from carolgen.runtime.backends import open_backend
     backends = [open_backend(model, request["backend"]) for model in request["paired"]]
     window = np.ascontiguousarray(np.load(request["windows"])[:1])
+    calls = [forward(backend, window) for backend in backends]
     samples = [[] for _ in backends]
     for _ in range(request["rounds"] + 1):
-        for backend, times in zip(backends, samples, strict=True):
+        for call, times in zip(calls, samples, strict=True):
             for _ in range(PAIRED_BLOCK):
                 start = time.perf_counter()
-                backend.probs(window)
+                call()
                 times.append((time.perf_counter() - start) * 1e6)
     return {"paired_p50_us": [float(np.median(times[PAIRED_BLOCK:])) for times in samples]}
+
+
+def paired_generation(request):
+    """Median chars/s after the first character (the prime is not counted: a step file feeds it one step per
+    character) of several files of one runtime generating in one process, in turn, greedy and at
+    carol-generate's sampled defaults, one sample: the side-by-side figures the step files' targets use."""
+    from carolgen.runtime.backends import open_backend
+    from carolgen.runtime.generate import Generator
+    from carolgen.runtime.sampling import DEFAULT_SAMPLING
+    generators = [Generator(open_backend(model, request["backend"])) for model in request["generation"]]
+    settings = {"greedy": {"temperature": 0}, "sampled": dict(DEFAULT_SAMPLING)}
+    rates = {name: [[] for _ in generators] for name in settings}
+    for number in range(request["rounds"] + 1):
+        for generator, index in zip(generators, range(len(generators)), strict=True):
+            for name, options in settings.items():
+                generator.generate("", request["chars"], seed=number, **options)
+                if number:  # the first round warms up
+                    rates[name][index].append(generator.timing.steady_chars_per_second)
+    return {f"{name}_chars_per_s": [float(np.median(r)) for r in per_file] for name, per_file in rates.items()}
 
 
 def main(path):
     from carolgen.runtime.backends import open_backend
     from carolgen.runtime.errors import CarolError
-    from carolgen.runtime.generate import Generator
+    from carolgen.runtime.generate import Generator, probs_of_windows
     with open(path) as handle:
         request = json.load(handle)
     if request.get("paired"):
         print(json.dumps(paired(request)))
+        return
+    if request.get("generation"):
+        print(json.dumps(paired_generation(request)))
         return
     register_keras_rows()
     started = time.perf_counter()
@@ -119,7 +152,7 @@ def main(path):
     if request.get("timing"):
         result.update(timed(backend, windows, request["timing"]))
     if request["primes"]:
-        np.save(request["probs_out"], np.concatenate([backend.probs(np.ascontiguousarray(w[None])) for w in windows]))
+        np.save(request["probs_out"], probs_of_windows(backend, windows))
         generator = Generator(backend)
         result["greedy"] = [generator.generate(p, request["greedy_chars"], temperature=0) for p in request["primes"]]
     if request.get("samples"):

@@ -9,7 +9,8 @@ import numpy as np
 from carolgen.runtime.atomic import write_text_atomic
 
 from .probe import PAIRED_BLOCK
-from .targets import against_previous, quantisation_targets, speed_targets
+from .rows import FILE_KINDS
+from .targets import against_previous, quantisation_targets, speed_targets, step_table, step_targets
 
 COLUMNS = ["row", "status", "size_kb", "load_s", "p50_us", "p90_us", "p99_us", "paired_p50_us", "chars_per_s",
            "peak_rss_mb", "speedup_vs_seed", "max_abs_dp", "top1", "mean_kl", "greedy_median", "perplexity",
@@ -20,7 +21,7 @@ KEY = ("checkpoint", "kind", "format", "mode", "runtime")
 
 
 def label(plan):
-    return f"{plan['name']} · {plan['runtime']}" if plan["kind"] in ("file", "reference") else plan["name"]
+    return f"{plan['name']} · {plan['runtime']}" if plan["kind"] in FILE_KINDS else plan["name"]
 
 
 def find(rows, kind, fmt, mode="fp32", runtime=None, checkpoint=None):
@@ -121,14 +122,16 @@ def size_fidelity(plt, save_figure, out, rows):
     save_figure(figure, out / "size_fidelity.png")
 
 
-def write_report(out, machine, settings, quick, export_rows, results, tool, starts, keras_perplexity, previous=None):
+def write_report(out, machine, settings, quick, export_rows, results, tool, starts, keras_perplexity, previous=None,
+                 generation=(), loop=None):
     """`keras_perplexity`: {checkpoint stem: the Keras model's held-out perplexity}; `previous`: an earlier
-    report.json document to compare the files with."""
+    report.json document to compare the files with; `generation`: windowed and step files generating side by
+    side (rows.generation_pairs); `loop`: the generation loop's overhead (loop_overhead.loop_overhead)."""
     out.mkdir(parents=True, exist_ok=True)
     rows = table_rows(results)
     document = {"machine": machine, "settings": settings, "quick": quick, "keras_perplexity": keras_perplexity,
                 "export": export_rows, "rows": rows, "litert_benchmark_tool": tool, "cold_start_s": starts,
-                "raw": [asdict(r) for r in results]}
+                "generation": list(generation), "loop_overhead_us": loop or {}, "raw": [asdict(r) for r in results]}
     write_text_atomic(out / "report.json", json.dumps(document, indent=2, default=str))
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=COLUMNS, extrasaction="ignore")
@@ -137,7 +140,30 @@ def write_report(out, machine, settings, quick, export_rows, results, tool, star
     write_text_atomic(out / "report.csv", buffer.getvalue())
     charts(out, rows)
     write_text_atomic(out / "REPORT.md", markdown(machine, settings, quick, rows, tool, starts, keras_perplexity,
-                                                  export_rows, previous))
+                                                  export_rows, previous) + step_section(rows, export_rows,
+                                                                                        generation, loop or {},
+                                                                                        settings["generate_chars"]))
+
+
+def step_section(rows, export_rows, generation, loop, settings_chars):
+    return f"""
+## Step files against windowed files, and the generation loop
+A step file (`carol-export --graph step`) runs one LSTM step per character with a carried state instead of
+re-running the window. chars/s: the fp32 windowed and step files of a runtime generating 1 sample of
+{settings_chars} characters in one process, in turn, greedy and at carol-generate's defaults (temperature 0.7,
+top-p 0.8), the median of the rounds, counted after the first character (a step file feeds the prime one step
+per character first: about a window's worth of steps, a few milliseconds). The loop's own cost: carolgen's
+Generator driven by a backend that returns fixed probabilities at once (benchmarks/loop_overhead.py),
+greedy and at temperature 0.7 + top-p 0.9, 1 sample.
+
+{step_targets(generation, loop)}
+
+Each step file on each runtime against the windowed file of the same mode (p50: one model call, the medians
+over the timing rounds), and the export gate's two comparisons: exactly against the Keras step model, and for
+drift against the windowed Keras model, on streams of real lyrics run 250 characters past their prime.
+
+{step_table(rows, export_rows)}
+"""
 
 
 def previous_section(rows, previous):

@@ -16,13 +16,15 @@ from .runner import host_command, run_probe
 # Which Python measures each runtime backend: this one, or the one given for tflite-runtime 2.14 (it needs
 # numpy < 2). tf.lite runs the same kernels as ai-edge-litert inside TensorFlow, so it gets no row.
 BENCH_PYTHON = {"litert": "host", "onnxruntime": "host", "tflite-runtime": "tflite-runtime"}
+# The kinds of row that are a model file on a runtime (timed in rounds and in pairs).
+FILE_KINDS = ("file", "step", "reference")
 
 
 @dataclass
 class Plan:
     """One row to measure."""
 
-    kind: str  # baseline | keras | file | reference
+    kind: str  # baseline | keras | file (windowed) | step (a step file) | reference
     checkpoint: str  # the stem of the checkpoint the row belongs to
     model: str
     runtime: str
@@ -36,7 +38,7 @@ class Plan:
 
     @property
     def label(self):
-        return f"{self.name} · {self.runtime}" if self.kind in ("file", "reference") else self.name
+        return f"{self.name} · {self.runtime}" if self.kind in FILE_KINDS else self.name
 
 
 @dataclass
@@ -55,7 +57,8 @@ def file_plans(export_rows, files_dir, tflite_python, stem):
             continue
         for backend in (b for b in BACKENDS.values() if b.format == row.format and b.name in BENCH_PYTHON):
             python = sys.executable if BENCH_PYTHON[backend.name] == "host" else (tflite_python or "")
-            plans.append(Plan("file", stem, str(files_dir / row.file), backend.name, row.format, row.mode,
+            kind = "step" if row.graph == "step" else "file"
+            plans.append(Plan(kind, stem, str(files_dir / row.file), backend.name, row.format, row.mode,
                               row.status, row.size, python, name=row.file))
     return plans
 
@@ -106,7 +109,7 @@ def paired_timing(plans, results, shared, settings, workdir):
     blocks (probe.paired), and add the figure to each result as paired_p50_us."""
     groups = {}
     for plan, result in zip(plans, results, strict=True):
-        if result.measured and plan.kind in ("file", "reference"):
+        if result.measured and plan.kind in FILE_KINDS:
             groups.setdefault((plan.checkpoint, plan.runtime, plan.python), []).append((plan, result))
     for (_, runtime, python), members in groups.items():
         request = {"model": members[0][0].model, "paired": [plan.model for plan, _ in members], "backend": runtime,
@@ -116,6 +119,26 @@ def paired_timing(plans, results, shared, settings, workdir):
         if outcome.status == "ok":
             for (_, result), p50 in zip(members, outcome.result["paired_p50_us"], strict=True):
                 result.figures["paired_p50_us"] = p50
+
+
+def generation_pairs(plans, results, shared, settings, workdir):
+    """Each runtime's fp32 windowed and step files of the main checkpoint generating in one process, in turn
+    (probe.paired_generation): [{runtime, files, greedy_chars_per_s, sampled_chars_per_s}] (a list per file)."""
+    main = plans[0].checkpoint if plans else None
+    measured = [p for p, r in zip(plans, results, strict=True)
+                if r.measured and p.checkpoint == main and p.mode == "fp32" and p.kind in ("file", "step")]
+    pairs = []
+    for runtime in dict.fromkeys(p.runtime for p in measured):
+        files = {p.kind: p for p in measured if p.runtime == runtime}
+        if set(files) != {"file", "step"}:
+            continue
+        request = {"model": files["file"].model, "generation": [files["file"].model, files["step"].model],
+                   "backend": runtime, "chars": settings["generate_chars"], "rounds": settings["generation_rounds"]}
+        command, env = host_command(files["file"].python, workdir)
+        outcome = run_probe(command, request, workdir, env=env)
+        if outcome.status == "ok":
+            pairs.append({"runtime": runtime, "files": [files["file"].name, files["step"].name], **outcome.result})
+    return pairs
 
 
 def take_round_medians(result, rounds):

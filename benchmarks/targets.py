@@ -113,3 +113,56 @@ def _old_increase(old, keras_perplexity):
     if old.get("perplexity_change") is not None and keras_perplexity:
         return old["perplexity_change"] / keras_perplexity
     return math.nan
+
+
+# Step files (docs/ARCHITECTURE.md, "Step files"): greedy chars/s of the fp32 step file against the fp32
+# windowed file of the same runtime, generating side by side in one process, at least this many times.
+STEP_SPEEDUP = {"onnxruntime": 4.0, "litert": 6.0}
+# The generation loop's own cost per character (everything but the model call), in µs, and sampled
+# generation at carol-generate's defaults against greedy generation of the same file.
+LOOP_OVERHEAD_US = {"greedy": 5.0, "sampled": 10.0}
+SAMPLED_SHARE = 0.85
+
+
+def step_targets(generation, loop):
+    """The step files' speed contracts and the generation loop's, as Markdown lines."""
+    lines = []
+    for pair in generation:
+        (window, step), runtime = pair["files"], pair["runtime"]
+        greedy, sampled = pair["greedy_chars_per_s"], pair["sampled_chars_per_s"]
+        ratio, target = greedy[1] / greedy[0], STEP_SPEEDUP.get(runtime, math.nan)
+        lines.append(f"- {mark(ratio >= target)} {step} on {runtime}: **{greedy[1]:,.0f} chars/s** greedy vs "
+                     f"{greedy[0]:,.0f} for {window}: **{ratio:.1f}×** (target ≥ {target:g}×)")
+        for name, fast, slow in zip(pair["files"], greedy, sampled, strict=True):
+            lines.append(f"- {mark(slow / fast >= SAMPLED_SHARE)} {name} on {runtime}, sampled at carol-generate's "
+                         f"defaults: {slow:,.0f} chars/s, **{slow / fast:.2f}×** its greedy speed "
+                         f"(target ≥ {SAMPLED_SHARE}×)")
+    for graph, settings in loop.items():
+        for setting, micros in settings.items():
+            limit = LOOP_OVERHEAD_US[setting]
+            lines.append(f"- {mark(micros <= limit)} the generation loop's own cost, {graph} session, {setting}: "
+                         f"**{micros:.1f} µs** per character (target ≤ {limit:g} µs)")
+    return "\n".join(lines) or "- not measured"
+
+
+def step_table(rows, export_rows):
+    """A Markdown table: each step file on each runtime against the windowed file of the same mode, format and
+    runtime; its exact comparison with the Keras step model and its drift from the windowed Keras model (the
+    export gate's figures)."""
+    gate = {r["file"]: r.get("parity") or {} for r in export_rows}
+    lines = ["| step file · runtime | size vs windowed | p50 per call vs windowed | vs Keras step: max abs dp, "
+             "top-1 | drift vs windowed Keras: perplexity, top-1, mean KL |", "|---|---|---|---|---|"]
+    for row in rows:
+        checkpoint, kind, fmt, mode_name, runtime = row["key"]
+        if kind != "step" or not row.get("p50_us"):
+            continue
+        window = _find(rows, (checkpoint, "file", fmt, mode_name, runtime))
+        parity = gate.get(row["row"].split(" · ")[0], {})
+        drift = parity.get("drift") or {}
+        exact = (f"{parity['max_abs_dp']:.1e}, {parity['top1']:.4f}" if parity.get("max_abs_dp") is not None
+                 else "–")
+        drifted = (f"{drift['perplexity_increase']:+.2%}, {drift['top1']:.3f}, {drift['mean_kl']:.1e}"
+                   if drift.get("top1") is not None else "–")
+        lines.append(f"| {row['row']} | {_ratio(row, window, 'size_kb'):.2f}× | {_ratio(row, window, 'p50_us'):.2f}× "
+                     f"({row['p50_us']:.1f} µs) | {exact} | {drifted} |")
+    return "\n".join(lines) if len(lines) > 2 else "- no step file was measured"

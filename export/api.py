@@ -181,7 +181,8 @@ class Exporter:
         (_, parity, _), others = measured[0], measured[1:]
         row.parity = {**parity.to_dict(), **{label: other.to_dict() for label, other, _ in others}}
         problems = [f"audit: {b}" for b in audit.breaches] + [
-            f"{label + ': ' if label else ''}{problem}" for label, p, l in measured for problem in failures(p, l)]
+            f"{label + ': ' if label else ''}{problem}" for label, figures, bounds in measured
+            for problem in failures(figures, bounds)]
         if problems:
             row.status, row.reason, row.file = "rejected", "; ".join(problems), f"{row.file}.rejected"
         card = parity_card(row, measured, self.source)

@@ -9,9 +9,8 @@
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from carolgen.runtime.errors import CarolError
-
 from carolgen.model import STEP_STATE_LAYERS
+from carolgen.runtime.errors import CarolError
 
 from .twin import make_step_twin, make_twin
 

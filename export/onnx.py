@@ -16,6 +16,7 @@ from carolgen.runtime.metadata import METADATA_KEY
 
 from .audit import audit_onnx
 
+
 def build(model, info, graph, mode, calibration, options, metadata):
     """(file bytes, audit) of `model`'s `graph` (export/graphs.py) as an ONNX file in `mode`, carrying the
     metadata JSON text."""

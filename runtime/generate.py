@@ -33,6 +33,12 @@ class Timing:
     def chars_per_second(self):
         return self.characters * self.samples / self.total_seconds if self.total_seconds else 0.0
 
+    @property
+    def steady_chars_per_second(self):
+        """The rate after the first character: without the prime (a step file feeds it one step per character)."""
+        seconds = self.total_seconds - self.first_char_seconds
+        return (self.characters - 1) * self.samples / seconds if seconds > 0 else 0.0
+
 
 MAX_LENGTH = 1_000_000  # characters per sample
 MAX_SAMPLES = 1024

@@ -104,7 +104,7 @@ def _publish(checkpoint, out, data, fmt="onnx", mode="fp32"):
     model, info = load_checkpoint(checkpoint)
     exporter = Exporter(Options(checkpoint, out=out), model, info, out)
     row = Row(file_name(checkpoint.stem, fmt, mode), fmt, mode, "accepted")
-    exporter.publish(row, data, Audit([], ""), exporter._metadata(fmt, mode, None))
+    exporter.publish(row, data, Audit([], ""), exporter._metadata(fmt, mode, "window", None))
     return row
 
 

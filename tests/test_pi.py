@@ -11,14 +11,15 @@ from carolgen.runtime.errors import CarolError
 
 
 def test_reduced_check_on_an_emulated_pi(tmp_path):
-    """A file per runtime on a Pi 4 core loads and matches x86-64; the int8 file, which tflite-runtime 2.14
+    """A file per runtime and a step file on a Pi 4 core load and match x86-64; the int8 file, which tflite-runtime 2.14
     computes wrongly or crashes on there, is refused cleanly, as carol-export's table says."""
     result = run_cli("carol-pi-check", "--reduced", "--cpu", "cortex-a72", "--out", tmp_path, timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads((tmp_path / "pi.json").read_text())
     statuses = {(r["file"], r["runtime"]): r["status"] for r in report["results"]}
     assert statuses == {("model-fp32.tflite", "litert"): "ok", ("model-dynamic-compat.tflite", "tflite-runtime"): "ok",
-                        ("model-int8.tflite", "tflite-runtime"): "refused", ("model-fp32.onnx", "onnxruntime"): "ok"}
+                        ("model-int8.tflite", "tflite-runtime"): "refused", ("model-fp32.onnx", "onnxruntime"): "ok",
+                        ("model-fp32-step.tflite", "litert"): "ok"}
     int8 = next(r for r in report["results"] if r["file"] == "model-int8.tflite")
     assert "64-bit Arm" in int8["note"] and int8["claim"].startswith("no")
     assert "cortex-a72" in (tmp_path / "PI.md").read_text()
