@@ -66,23 +66,28 @@ def failing(result):
 CHECKPOINTS = {"model": (carolgen.DEFAULT_CHECKPOINT, None), "seed": (carolgen.SEED_CHECKPOINT, ("fp32",))}
 
 
-def exported_files(cache):
-    """Every file carol-export makes from the checkpoints (on this host), reused while they are unchanged;
-    each row carries the stem of the checkpoint it came from."""
+def exported_files(cache, reduced=False):
+    """Every file carol-export makes from the checkpoints (on this host), or only the reduced set's, reused
+    while they are unchanged; each row carries the stem of the checkpoint it came from."""
     from carolgen.checkpoint import file_sha256
     from carolgen.export import EXPORT_FORMATS, MODES, export
     from carolgen.export.graphs import GRAPHS
+    checkpoints = {"model": CHECKPOINTS["model"]} if reduced else CHECKPOINTS
 
     def build(folder):
         rows = []
-        for stem, (checkpoint, modes) in CHECKPOINTS.items():
-            made = export(checkpoint, list(EXPORT_FORMATS), list(modes or MODES), out=folder, graphs=list(GRAPHS))
-            rows += [{**r.to_dict(), "checkpoint": stem} for r in made]
+        for stem, (checkpoint, modes) in checkpoints.items():
+            for fmt in EXPORT_FORMATS:
+                for graph in GRAPHS:
+                    wanted = [m for m in modes or MODES if not reduced or any(
+                        (fmt, m, graph) == (f, mode, g) for f, mode, _, g in REDUCED)]
+                    made = export(checkpoint, [fmt], wanted, out=folder, graphs=[graph]) if wanted else []
+                    rows += [{**r.to_dict(), "checkpoint": stem} for r in made]
         (folder / "rows.json").write_text(json.dumps(rows))
     # Keyed by the checkpoints and by carolgen's sources: a changed exporter makes new files.
-    digest = "-".join([file_sha256(path)[:8] for path, _ in CHECKPOINTS.values()]
+    digest = "-".join([file_sha256(path)[:8] for path, _ in checkpoints.values()]
                       + [emulator.source_digest(emulator.source_tree())])
-    final = emulator.cached_folder(cache, f"files-{digest}", build)
+    final = emulator.cached_folder(cache, f"files-{'reduced-' if reduced else ''}{digest}", build)
     return final, json.loads((final / "rows.json").read_text())
 
 
@@ -149,8 +154,8 @@ def check(out, cache, reduced=False, cpus=tuple(CPUS), tflite_python=None, log=p
     from carolgen.runtime.modelfile import read_model_file
     pythons = emulator.emulated_pythons(cache, log)
     tflite_python = tflite_python or emulator.host_tflite_python(cache)
-    log("exporting every file from the bundled checkpoint")
-    files, rows = exported_files(cache)
+    log("exporting the files to check" + (" (the reduced set)" if reduced else ""))
+    files, rows = exported_files(cache, reduced)
     results = []
     with tempfile.TemporaryDirectory() as workdir:
         windows = {stem: Path(workdir) / f"windows-{stem}.npy" for stem in CHECKPOINTS}

@@ -42,6 +42,7 @@ class Timing:
 
 MAX_LENGTH = 1_000_000  # characters per sample
 MAX_SAMPLES = 1024
+MAX_TEXT_CHARS = 50_000_000  # samples x length: the text one run writes (a batch's texts are kept to print)
 MAX_STATE_VALUES = 64_000_000  # samples x a step file's state: 256 MB of float32
 
 
@@ -49,6 +50,9 @@ def check_run(length, num_samples):
     if not 0 <= length <= MAX_LENGTH or not 1 <= num_samples <= MAX_SAMPLES:
         raise CarolError(f"--length must be 0-{MAX_LENGTH:,} and --num-samples 1-{MAX_SAMPLES:,} "
                          f"(got {length}, {num_samples})")
+    if num_samples * length > MAX_TEXT_CHARS:
+        raise CarolError(f"--num-samples {num_samples} x --length {length} is more text than one run writes "
+                         f"({MAX_TEXT_CHARS:,} characters); split it into several runs")
 
 
 class WindowSession:

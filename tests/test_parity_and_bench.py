@@ -77,3 +77,9 @@ def test_bench_quick_writes_all_outputs(tmp_path, tiny_checkpoint):
     with open(out / "report.csv") as handle:
         assert len(list(csv.DictReader(handle))) == len(report["rows"])
     assert "## Speed targets" in (out / "REPORT.md").read_text()
+    steps = [r for r in measured if r["key"][1] == "step"]
+    assert {r["key"][2] for r in steps} == {"tflite", "onnx"} and all(r["max_abs_dp"] <= 1e-5 for r in steps)
+    pairs = {p["runtime"]: p for p in report["generation"]}
+    assert {"litert", "onnxruntime"} <= set(pairs) and all(min(p["greedy_chars_per_s"]) > 0 for p in pairs.values())
+    assert all(0 < us < 1000 for graph in report["loop_overhead_us"].values() for us in graph.values())
+    assert "## Step files against windowed files" in (out / "REPORT.md").read_text()

@@ -4,22 +4,21 @@ import tracemalloc
 
 import numpy as np
 import pytest
+from conftest import run_cli
 
 from carolgen.runtime.errors import CarolError
 from carolgen.runtime.generate import Generator, load, probs_of_windows
 from carolgen.runtime.modelfile import read_model_file
-
-from .conftest import run_cli
 
 STEP_MODES = ["fp32", "fp16", "dynamic", "int8"]
 
 
 @pytest.fixture(scope="module")
 def step_exports(tmp_path_factory, tiny_checkpoint, tiny_lyrics):
-    """Every mode of the tiny model as windowed and step files in both formats: (folder, {file name: row})."""
+    """Every mode of the tiny model as step files in both formats: (folder, {file name: row})."""
     from carolgen.export import export
     out = tmp_path_factory.mktemp("step")
-    rows = export(tiny_checkpoint, ["tflite", "onnx"], STEP_MODES, out=out, graphs=["window", "step"],
+    rows = export(tiny_checkpoint, ["tflite", "onnx"], STEP_MODES, out=out, graphs=["step"],
                   calibration_lyrics=str(tiny_lyrics))
     return out, {row.file.removesuffix(".rejected"): row for row in rows}
 
@@ -52,12 +51,12 @@ def test_every_step_mode_is_written_and_audited(step_exports):
 
 
 @pytest.mark.parametrize("suffix", [".tflite", ".onnx"])
-def test_a_step_file_fed_a_window_gives_the_windowed_files_probabilities(step_exports, suffix):
+def test_a_step_file_fed_a_window_gives_the_windowed_files_probabilities(step_exports, tiny_exports, suffix):
     """From a zero state, after the characters of a window, the step file computes what the windowed file does."""
     folder, rows = step_exports
     from carolgen.export.windows import parity_set
     step = load(step_file(folder, rows, f"model-fp32-step{suffix}"), trust=True).backend
-    window = load(folder / rows[f"model-fp32{suffix}"].file, trust=True).backend
+    window = load(tiny_exports[0] / f"model-fp32{suffix}").backend
     windows = parity_set(window.info, count=40)[0]
     assert np.abs(probs_of_windows(step, windows) - probs_of_windows(window, windows)).max() <= 1e-5
 
