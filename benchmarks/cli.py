@@ -184,7 +184,7 @@ def bench_checkpoint(checkpoint, settings, workdir, tflite_python, main):
     if main:
         progress(f"{checkpoint.name}: windowed and step files generating side by side; the loop's overhead")
         generation = generation_pairs(plans, results, shared, settings, workdir)
-        loop = loop_overhead(info, settings["loop_chars"])
+        loop = loop_overhead(info, reference.probs, settings["loop_chars"])
     tool, starts = {}, {}
     for row in (r for r in export_rows if r.status == "accepted" and r.format == "tflite"):
         if row.mode in ("fp32", "int8") and row.graph == "window":

@@ -137,14 +137,17 @@ def build_step_model(config, keras_module=None, batch_size=None):
     features = architecture(config.architecture).front(config, layers, char)
     h_t, (_, c_t) = layers.LSTMCell(config.lstm_units, name="lstm")(features, [h_prev, c_prev])
     kept = layers.Cropping1D((2, 0), name="kept_hidden_states")(state)
-    hidden = layers.Concatenate(axis=1, name="hidden_states")([kept, layers.Reshape((1, units), name="h_row")(h_t)])
+    h_row = layers.Reshape((1, units), name="h_row")(h_t)  # (batch, 1, units): rows keep the graph small
+    hidden = layers.Concatenate(axis=1, name="hidden_states")([kept, h_row])
     next_state = layers.Concatenate(axis=1, name="next_state")([layers.Reshape((1, units), name="c_row")(c_t),
                                                                  hidden])
-    query = layers.Dense(units, use_bias=False, name="attention_query")(h_t)
-    score = layers.Dot(axes=[1, 2], name="attention_score")([query, hidden])
+    query = layers.Reshape((1, units), name="query_row")(layers.Dense(units, use_bias=False,
+                                                                      name="attention_query")(h_t))
+    score = layers.Dot(axes=2, name="attention_score")([query, hidden])  # (batch, 1, window)
     attention_weights = layers.Activation("softmax", name="attention_weight")(score)
-    context_vector = layers.Dot(axes=[1, 1], name="context_vector")([hidden, attention_weights])
-    pre_activation = layers.Concatenate(name="attention_output")([context_vector, h_t])
+    context_vector = layers.Dot(axes=[2, 1], name="context_vector")([attention_weights, hidden])
+    pre_activation = layers.Flatten(name="attention_input")(
+        layers.Concatenate(name="attention_output")([context_vector, h_row]))
     attention_vector = layers.Dense(config.attention_units, use_bias=False, activation="tanh",
                                     name="attention_vector")(pre_activation)
     outputs = layers.Dense(config.vocab_size, activation="softmax", name="output")(attention_vector)

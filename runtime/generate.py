@@ -71,9 +71,12 @@ class WindowSession:
         return self.call(self.inputs[:, self.window:])
 
     def advance(self, values):
-        """Probabilities after one more input value per sample."""
+        """Probabilities after one more input value per sample (a list: set one by one, which for the usual
+        one sample costs a tenth of numpy converting the list)."""
         p = self.position = (self.position + 1) % self.window
-        self.buffer[:, p] = self.buffer[:, p + self.window] = values
+        buffer, other = self.buffer, p + self.window
+        for index, value in enumerate(values):
+            buffer[index, p] = buffer[index, other] = value
         return self.call(self.inputs[:, p + 1:p + 1 + self.window])
 
 
@@ -96,11 +99,12 @@ class StepSession:
         exactly the windowed model's."""
         self.state = self.zero_state
         for column in range(values.shape[1] - 1):
-            self.advance(values[:, column])
-        return self.advance(values[:, -1])
+            self.advance(values[:, column].tolist())
+        return self.advance(values[:, -1].tolist())
 
     def advance(self, values):
-        self.chars[:] = values
+        for index, value in enumerate(values):
+            self.chars[index] = value
         probs, self.state = self.call(self.inputs, self.state)
         return probs
 
@@ -191,7 +195,7 @@ class Generator:
 
     def _step_recording_attention(self, chars, state):
         probs, next_state, weights = self.backend.step_and_attention(chars, state)
-        self.attention.append(np.array(weights))
+        self.attention.append(np.array(weights).reshape(len(probs), -1))  # (batch, window) as a windowed file's
         return probs, next_state
 
 

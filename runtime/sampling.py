@@ -37,7 +37,8 @@ def sample(probs, temperature, top_k, top_p, rng):
 
 
 def _pick(row, temperature, top_k, top_p, rng):
-    check_row(row)
+    if not (abs(sum(row) - 1) <= ROW_SUM_TOLERANCE and min(row) >= 0):  # check_row, inline: once per character
+        check_row(row)
     if temperature == 0:
         return row.index(max(row))
     indices, weights = candidates(row, temperature, top_k, top_p)
@@ -63,7 +64,10 @@ def candidates(row, temperature=1.0, top_k=0, top_p=1.0):
         row = [p if p >= kth else 0.0 for p in row]
     if top_p >= 1.0:
         return range(len(row)), row
-    limit, mass, indices = top_p * sum(row), 0.0, []
+    limit, largest = top_p * sum(row), max(row)
+    if largest >= limit:  # the likeliest character alone (often so: a trained model is mostly sure), unsorted
+        return [row.index(largest)], [largest]
+    mass, indices = 0.0, []
     for index in sorted(range(len(row)), key=row.__getitem__, reverse=True):
         if mass >= limit:
             break

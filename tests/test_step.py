@@ -111,7 +111,7 @@ def test_generation_memory_does_not_grow_with_length(graph):
     """Streaming 50,000 characters allocates no more than streaming 2,000 (no array of window + length)."""
     from carolgen.bench.loop_overhead import FixedBackend
     info = read_model_file(__import__("carolgen").MODELS_DIR / "model-fp32.onnx").info
-    generator = Generator(FixedBackend(info, graph))
+    generator = Generator(FixedBackend(info, graph, np.full((3, info.vocab.size), 1 / info.vocab.size)))
 
     def peak(length):
         tracemalloc.start()
