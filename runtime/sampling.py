@@ -37,18 +37,31 @@ def sample(probs, temperature, top_k, top_p, rng):
 
 
 def _pick(row, temperature, top_k, top_p, rng):
-    if not (abs(sum(row) - 1) <= ROW_SUM_TOLERANCE and min(row) >= 0):  # check_row, inline: once per character
+    total, largest = sum(row), max(row)
+    if not (abs(total - 1) <= ROW_SUM_TOLERANCE and min(row) >= 0):  # check_row, inline: once per character
         check_row(row)
     if temperature == 0:
-        return row.index(max(row))
+        return row.index(largest)
+    draw = rng.random()  # one draw per row, whichever way the row is decided
+    if top_p < 1.0 and _likeliest_alone(total, largest, len(row), 1.0 / temperature, top_p):
+        return row.index(largest)
     indices, weights = candidates(row, temperature, top_k, top_p)
-    draw = rng.random() * sum(weights)
+    draw *= sum(weights)
     cumulative = 0.0
     for index, weight in zip(indices, weights, strict=True):
         cumulative += weight
         if cumulative > draw:
             return index
     return indices[-1]  # rounding: the draw landed on the total
+
+
+def _likeliest_alone(total, largest, size, power, top_p):
+    """True when the likeliest character alone is the nucleus, decided without tempering every probability
+    (a trained model is mostly sure, so this is the usual case). The others' tempered mass is at most
+    max(1, (size - 1)^(1 - power)) (total - largest)^power (power means); the likeliest alone is the nucleus
+    when even that leaves it top_p of the whole: largest^power (1 - top_p) >= top_p x the others'."""
+    others = max(1.0, (size - 1) ** (1.0 - power)) * max(total - largest, 0.0) ** power
+    return top_p * others <= (1.0 - top_p) * largest ** power
 
 
 def candidates(row, temperature=1.0, top_k=0, top_p=1.0):
