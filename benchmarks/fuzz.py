@@ -204,9 +204,11 @@ def write_report(document, out):
 
 
 def exported_files(checkpoint, folder, lyrics=None):
-    """Every file carol-export writes for the checkpoint, in every format and mode (rejected ones too)."""
+    """Every file carol-export writes for the checkpoint, in every format, graph and mode (rejected ones too)."""
     from carolgen.export import EXPORT_FORMATS, MODES, export
-    rows = export(checkpoint, list(EXPORT_FORMATS), list(MODES), out=folder, calibration_lyrics=lyrics)
+    from carolgen.export.graphs import GRAPHS
+    rows = export(checkpoint, list(EXPORT_FORMATS), list(MODES), out=folder, calibration_lyrics=lyrics,
+                  graphs=list(GRAPHS))
     return [folder / r.file for r in rows if r.status in ("accepted", "rejected")]
 
 

@@ -12,6 +12,10 @@ from .errors import CarolError
 # a real model has (the converter's scales here are ~1e-6 to ~1).
 QUANTISED_TYPES = {3, 7, 9}
 MIN_SCALE, MAX_SCALE = 1e-20, 1e20
+# The most elements one tensor may claim: 2^26 (256 MB of float32). A carolgen graph's largest tensor is a few
+# hundred thousand elements at batch 1024; a flipped bit in a shape claimed 134,217,729 x 33 and held
+# ai-edge-litert's allocation for more than 20 s (carol-fuzz).
+MAX_TENSOR_ELEMENTS = 1 << 26
 
 
 class TfliteReader:
@@ -77,7 +81,7 @@ class TfliteReader:
         for subgraph in self.subgraphs:
             tensors = self._tables(subgraph, 0)
             for tensor in tensors:
-                self._ints(tensor, 0)
+                self._check_shape(self._ints(tensor, 0))
                 if self._scalar(tensor, 2, "<I") >= max(len(self.buffers), 1):
                     self._fail()
                 self._check_quantisation(tensor)
@@ -91,6 +95,14 @@ class TfliteReader:
             offset, size = self._scalar(buffer, 1, "<Q"), self._scalar(buffer, 2, "<Q")
             if offset > 1 and offset + size > len(self.data):
                 self._fail()
+
+    def _check_shape(self, shape):
+        elements = 1
+        for size in shape:
+            elements *= size
+        if any(size < 0 for size in shape) or elements > MAX_TENSOR_ELEMENTS:
+            raise CarolError(f"{self.path} is a damaged TFLite file: a tensor claims the shape {shape}, "
+                             f"{'a negative size' if elements < 0 else f'more than {MAX_TENSOR_ELEMENTS:,} elements'}")
 
     def _floats(self, table, index):
         start, length = self._vector(table, index, 4)

@@ -198,3 +198,18 @@ def test_a_quantisation_scale_no_interpreter_survives_is_refused(tmp_path):
     int8.write_bytes(edit_model(path.read_bytes(), tiny_scale))
     result = run_cli("carol-generate", "--model", int8, "--length", 5)
     assert_one_line_exit_2(result, "quantised tensor")
+
+
+def test_a_tensor_shape_no_file_holds_is_refused(tmp_path):
+    """A flipped bit made a TFLite output tensor claim 134,217,729 x 33 elements; ai-edge-litert then spent
+    more than 20 s allocating it (carol-fuzz). The reader refuses such a shape before any interpreter runs."""
+    import carolgen
+    from carolgen.export.tflite import edit_model
+
+    def huge_output(schema, model):
+        tensor = next(t for t in model.subgraphs[0].tensors if list(t.shape) == [1, 33])
+        tensor.shape = [134217729, 33]
+    damaged = tmp_path / "huge.tflite"
+    damaged.write_bytes(edit_model((carolgen.MODELS_DIR / "model-fp32.tflite").read_bytes(), huge_output))
+    result = run_cli("carol-generate", "--model", damaged, "--length", 5, "--trust-file")
+    assert_one_line_exit_2(result, "more than 67,108,864 elements")
