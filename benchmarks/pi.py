@@ -18,6 +18,7 @@ import numpy as np
 
 import carolgen
 from carolgen.runtime.backends import BACKENDS
+from carolgen.runtime.compat import REFUSALS
 from carolgen.runtime.errors import CarolError
 
 from . import emulator
@@ -97,12 +98,12 @@ def cases(rows, runtimes, reduced):
     that what the refusal avoids stays on record."""
     planned = []
     for row in (r for r in rows if r["status"] == "accepted"):
-        for backend in (b for b in BACKENDS.values() if b.format == row["format"] and b.name in runtimes):
+        for backend in (b for b in BACKENDS.values() if row["format"] in b.formats and b.name in runtimes):
             case = Case(row["file"], row["checkpoint"], row["format"], row["mode"], backend.name,
                         claim=row["runtimes"].get(AUDIT_CLAIM.get(backend.name, ""), ""),
                         graph=row.get("graph", "window"))
             planned.append(case)
-            if ("aarch64", row["mode"]) in backend.refused_on:  # refused by carolgen: both kernels on record
+            if (backend.name, "aarch64", row["mode"], case.graph) in REFUSALS:  # both kernels on record
                 planned += [replace(case, kernels="optimised"), replace(case, kernels="reference")]
     if reduced:
         planned = [c for c in planned if (c.format, c.mode, c.runtime, c.graph) in REDUCED and c.kernels == "auto"

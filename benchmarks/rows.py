@@ -55,7 +55,7 @@ def file_plans(export_rows, files_dir, tflite_python, stem):
     for row in export_rows:
         if row.status not in ("accepted", "rejected"):
             continue
-        for backend in (b for b in BACKENDS.values() if b.format == row.format and b.name in BENCH_PYTHON):
+        for backend in (b for b in BACKENDS.values() if row.format in b.formats and b.name in BENCH_PYTHON):
             python = sys.executable if BENCH_PYTHON[backend.name] == "host" else (tflite_python or "")
             kind = "step" if row.graph == "step" else "file"
             plans.append(Plan(kind, stem, str(files_dir / row.file), backend.name, row.format, row.mode,

@@ -3,8 +3,7 @@ and the Keras reference backend."""
 import carolgen
 from carolgen.keras_backend import register_keras
 from carolgen.runtime import cli
-from carolgen.runtime.backends import available_backends, backend_row
-from carolgen.runtime.errors import CarolError
+from carolgen.runtime.backends import BACKENDS, backend_row
 from carolgen.runtime.generate import load as runtime_load
 
 # The files shipped in carolgen/models, by format, in the order carol-generate tries them.
@@ -12,13 +11,12 @@ BUNDLED = {"tflite": "model-fp32.tflite", "onnx": "model-fp32.onnx", "keras": "m
 
 
 def bundled_model(backend=None):
-    """The bundled file for `backend`, or the first this machine can run: TFLite, then ONNX."""
+    """The bundled file for `backend`, or for the first installed backend in the table's order (an
+    interpreter before the numpy backend, which runs the TFLite file when nothing else is installed)."""
     if backend is not None:
-        return carolgen.MODELS_DIR / BUNDLED[backend_row(backend).format]
-    for kind in ("tflite", "onnx"):
-        if available_backends(kind):
-            return carolgen.MODELS_DIR / BUNDLED[kind]
-    raise CarolError("no interpreter is installed: pip install 'carolgen[litert]' or 'carolgen[onnx]'")
+        return carolgen.MODELS_DIR / BUNDLED[backend_row(backend).formats[0]]
+    first = next(row for row in BACKENDS.values() if row.installed and row.formats[0] in ("tflite", "onnx"))
+    return carolgen.MODELS_DIR / BUNDLED[first.formats[0]]
 
 
 def load(path=None, backend=None, threads=1, trust=False):

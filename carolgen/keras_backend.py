@@ -73,7 +73,7 @@ def open_keras(model_file, row=None, threads=1, reference_kernels=False):
     return KerasBackend(model, info, threads)
 
 
-KERAS = Backend("keras", "keras", "tensorflow", open_keras)
+KERAS = Backend("keras", ("keras",), "tensorflow", open_keras)
 
 
 def register_keras():

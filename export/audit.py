@@ -1,18 +1,14 @@
 """The op audit: what the LSTM became, whether the graph has a loop or Flex op, and who can load it."""
 from dataclasses import dataclass, field
 
+from carolgen.runtime.compat import REFUSALS, TFLITE_RUNTIME_214
+
 FORBIDDEN = {"tflite": {"WHILE"}, "onnx": {"Loop", "Scan"}}
 
-# Highest operator versions seen to load and run on tflite-runtime 2.14.0 (x86-64, numpy 1.26), from the
-# files carol-export writes (fp32, fp16, dynamic-compat, int8 all loaded; dynamic's FULLY_CONNECTED v12 did not;
-# GATHER v1 (fp32) and v2 (int8), the embedding architecture's input, loaded and ran; the fused
-# UNIDIRECTIONAL_SEQUENCE_LSTM v1 (float) and v3 (hybrid: int8 weights) loaded and ran).
-# An op missing here, or newer, is reported as not known to load there.
-TFLITE_RUNTIME_214 = {
-    "ADD": 2, "BATCH_MATMUL": 2, "CONCATENATION": 2, "DEQUANTIZE": 3, "FULLY_CONNECTED": 9, "GATHER": 2, "LOGISTIC": 2,
-    "MUL": 2, "PACK": 2, "QUANTIZE": 1, "RESHAPE": 1, "SOFTMAX": 2, "SPLIT": 2, "STRIDED_SLICE": 2, "TANH": 2,
-    "UNIDIRECTIONAL_SEQUENCE_LSTM": 3, "UNPACK": 2,
-}
+# The machines whose tflite-runtime 2.14 build the audit speaks for: runtimes column -> platform.machine().
+# On each, the file loads when its op versions are known (runtime/compat.py) and carol-pi-check found no fault.
+TFLITE_RUNTIME_MACHINES = {"tflite-runtime 2.14": "x86_64", "tflite-runtime 2.14 aarch64": "aarch64",
+                           "tflite-runtime 2.14 armv7l": "armv7l"}
 
 
 @dataclass
@@ -25,14 +21,6 @@ class Audit:
     @property
     def passed(self):
         return not self.breaches
-
-
-# What the emulated Raspberry Pi check (carol-pi-check, benchmarks/results/PI.md) found for tflite-runtime 2.14's
-# aarch64 build, by mode, where it differs from "loads when its op versions are known".
-TFLITE_RUNTIME_214_AARCH64 = {
-    "int8": "no: its optimised int8 kernels crash on this file and its reference kernels compute it wrongly "
-            "(carol-pi-check); carolgen's runtime refuses it there",
-}
 
 
 def audit_tflite(named_operators, mode=None, graph="window"):
@@ -48,9 +36,11 @@ def audit_tflite(named_operators, mode=None, graph="window"):
     else:
         lstm_as = "unrolled (FULLY_CONNECTED, LOGISTIC, TANH)"
     too_new = [f"{n} v{v}" for n, v in named_operators if v > TFLITE_RUNTIME_214.get(n, 0)]
-    x86 = f"no: {', '.join(sorted(set(too_new)))} newer than it knows" if too_new else "yes"
-    runtimes = {"ai-edge-litert": "yes", "tflite-runtime 2.14": x86,
-                "tflite-runtime 2.14 aarch64": TFLITE_RUNTIME_214_AARCH64.get(mode, x86) if not too_new else x86}
+    runtimes = {"ai-edge-litert": "yes"}
+    for column, machine in TFLITE_RUNTIME_MACHINES.items():
+        refusal = REFUSALS.get(("tflite-runtime", machine, mode, graph))
+        runtimes[column] = (f"no: {', '.join(sorted(set(too_new)))} newer than it knows" if too_new else
+                            f"no: {refusal}; carolgen's runtime refuses it there" if refusal else "yes")
     return Audit([f"{n} v{v}" for n, v in sorted(set(named_operators))], lstm_as, breaches, runtimes)
 
 

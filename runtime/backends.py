@@ -12,13 +12,14 @@ its Keras reference backend), so the runtime itself never imports the training s
 """
 import importlib
 import importlib.util
-import platform
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from .compat import why_not
 from .errors import CarolError
 from .graph_inputs import STEP_INPUTS, STEP_OUTPUTS, check_input, check_step_input
 from .modelfile import FORMATS, read_model_file
+from .numpy_backend import NumpyBackend
 from .quiet import quiet_native_stderr
 
 # More threads than any Pi or laptop has cores gains nothing; TFLite crashed on --threads 100000.
@@ -27,14 +28,12 @@ MAX_THREADS = 64
 
 @dataclass(frozen=True)
 class Backend:
-    """One row of the backend table."""
+    """One row of the backend table (which files it may run on which machine: runtime/compat.py)."""
 
     name: str  # what --backend takes
-    format: str  # the file format it runs (a key of runtime.modelfile.FORMATS)
+    formats: tuple  # the file formats it runs (keys of runtime.modelfile.FORMATS)
     module: str  # the interpreter's module, imported only when this backend is opened
     opener: Callable  # (model_file, backend row, threads, reference_kernels) -> an opened backend
-    # (machine, quantisation) -> why this interpreter must not run such files there (carol-pi-check's findings).
-    refused_on: dict = field(default_factory=dict)
     # quantisation -> the interpreter's session settings for such files (see OnnxBackend).
     session_config_for: dict = field(default_factory=dict)
 
@@ -50,7 +49,7 @@ def register(backend):
 
 def available_backends(kind):
     """The backends for a file format whose interpreter is installed here, in order of preference."""
-    return [b.name for b in BACKENDS.values() if b.format == kind and b.installed]
+    return [b.name for b in BACKENDS.values() if kind in b.formats and b.installed]
 
 
 def backend_row(name):
@@ -69,20 +68,36 @@ def open_backend(path, backend=None, threads=1, reference_kernels=None, trust=Fa
     if not 1 <= threads <= MAX_THREADS:
         raise CarolError(f"--threads must be 1-{MAX_THREADS}, not {threads}")
     if backend is None:
-        names = available_backends(model_file.kind)
-        if not names:
-            raise CarolError(f"no interpreter for {model_file.kind} files is installed: "
-                             f"{FORMATS[model_file.kind].install_hint}")
-        backend = names[0]
+        return _open_first(model_file, threads)
     row = backend_row(backend)
-    if row.format != model_file.kind:
-        raise CarolError(f"backend {backend} runs {row.format} files, but {path} is a {model_file.kind} file")
+    if model_file.kind not in row.formats:
+        raise CarolError(f"backend {backend} runs {' and '.join(row.formats)} files, but {path} is a "
+                         f"{model_file.kind} file")
     if not row.installed:
-        raise CarolError(f"backend {backend} is not installed: {FORMATS[row.format].install_hint}")
-    problem = row.refused_on.get((platform.machine().lower(), model_file.info.quantisation))
+        raise CarolError(f"backend {backend} is not installed: {FORMATS[model_file.kind].install_hint}")
+    problem = why_not(row.name, model_file)
     if problem and reference_kernels is None:
-        raise CarolError(f"{row.name} cannot run {path} on this machine: {problem}")
+        raise CarolError(f"{row.name} cannot run {path} on this machine: {problem} (--backend numpy runs any file)")
     return row.opener(model_file, row, threads, bool(reference_kernels))
+
+
+def _open_first(model_file, threads):
+    """The first installed backend for the file that compat does not rule out here; `note` says what was
+    passed over when the choice fell to the numpy backend (slower), so the user knows why."""
+    passed_over = []
+    for name in available_backends(model_file.kind):
+        problem = why_not(name, model_file)
+        if problem:
+            passed_over.append(f"{name}: {problem}")
+            continue
+        row = BACKENDS[name]
+        backend = row.opener(model_file, row, threads, False)
+        if name == "numpy":
+            backend.note = (f"using the numpy backend ({'; '.join(passed_over)})" if passed_over else
+                            f"using the numpy backend: no interpreter for {model_file.kind} files is installed "
+                            f"({FORMATS[model_file.kind].install_hint} is faster)")
+        return backend
+    raise CarolError(f"nothing here can run {model_file.path}: {'; '.join(passed_over)}")
 
 
 def _interpreter(row, attribute):
@@ -90,7 +105,7 @@ def _interpreter(row, attribute):
         return getattr(importlib.import_module(row.module), attribute)
     except ImportError:
         raise CarolError(f"backend {row.name} could not be imported: "
-                         f"{FORMATS[row.format].install_hint}") from None
+                         f"{FORMATS[row.formats[0]].install_hint}") from None
 
 
 class TfliteBackend:
@@ -263,23 +278,17 @@ def _first_line(error):
     return text.splitlines()[0] if text else type(error).__name__
 
 
-# tflite-runtime 2.14 (its last release) on 64-bit Arm, with carolgen's int8 file (full-integer
-# FULLY_CONNECTED layers beside hybrid ones): its optimised kernels segfault, and its reference kernels
-# compute probabilities up to 0.59 away from the same kernels on x86-64 (emulated Pi 4 and Pi 5 cores,
-# benchmarks/results/PI.md). ai-edge-litert, and the x86-64 build of tflite-runtime, run the file fine.
-_INT8_ON_ARM64 = ("its int8 kernels crash (optimised) or compute this int8 file wrongly (reference) on 64-bit "
-                  "Arm (carol-pi-check): use ai-edge-litert, or the fp16 or dynamic-compat file")
-_TFLITE_RUNTIME_214_REFUSALS = {("aarch64", "int8"): _INT8_ON_ARM64, ("arm64", "int8"): _INT8_ON_ARM64}
-
 # A dynamic ONNX file stores int8 weights behind DequantizeLinear nodes (export/onnx.py). onnxruntime keeps
 # such nodes unfolded by default (to fuse them into integer kernels), which would dequantise every weight on
 # every call and stop the LSTM from pre-packing its weights; with its QDQ handling off it folds them into
 # float weights once, at load, and the file runs as fast as fp32 (measured: docs/QUANTISATION.md).
 _FOLD_INT8_WEIGHTS = {"dynamic": {"session.disable_quant_qdq": "1"}}
 
+# The numpy backend comes last: it runs every file, slowest, and is what a machine with no interpreter uses.
 BACKENDS = {b.name: b for b in (
-    Backend("litert", "tflite", "ai_edge_litert.interpreter", TfliteBackend),
-    Backend("tflite-runtime", "tflite", "tflite_runtime.interpreter", TfliteBackend, _TFLITE_RUNTIME_214_REFUSALS),
-    Backend("tensorflow-lite", "tflite", "tensorflow.lite.python.interpreter", TfliteBackend),
-    Backend("onnxruntime", "onnx", "onnxruntime", OnnxBackend, session_config_for=_FOLD_INT8_WEIGHTS),
+    Backend("litert", ("tflite",), "ai_edge_litert.interpreter", TfliteBackend),
+    Backend("tflite-runtime", ("tflite",), "tflite_runtime.interpreter", TfliteBackend),
+    Backend("tensorflow-lite", ("tflite",), "tensorflow.lite.python.interpreter", TfliteBackend),
+    Backend("onnxruntime", ("onnx",), "onnxruntime", OnnxBackend, session_config_for=_FOLD_INT8_WEIGHTS),
+    Backend("numpy", ("tflite", "onnx"), "numpy", NumpyBackend),
 )}

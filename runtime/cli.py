@@ -48,7 +48,7 @@ def parse_args(argv):
     parser.add_argument("--trust-file", action="store_true",
                         help="run an exported file that carries no integrity digest (an older export, a hand-made "
                              "graph); an interpreter is no sandbox: only for files you trust")
-    parser.add_argument("--quiet", action="store_true", help="no speed line on stderr")
+    parser.add_argument("--quiet", action="store_true", help="no speed line or backend note on stderr")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the text")
     return parser.parse_args(argv)
 
@@ -103,6 +103,9 @@ def run(args, default_model):
     warning = info.verdict_warning(model.name)
     if warning:
         print(warning, file=sys.stderr)
+    note = getattr(generator.backend, "note", None)  # why an automatic choice fell to the numpy backend
+    if note and not args.quiet:
+        print(f"carol-generate: {note}", file=sys.stderr)
     seed = new_seed() if args.seed is None else args.seed
     prime, length, target = args.prime, args.length, None
     if args.continue_file:

@@ -2,9 +2,13 @@
 
 An interpreter handed a damaged flatbuffer may crash the process instead of raising, so the runtime walks
 the file first: every offset is checked before it is followed. Fields are read by their index in
-TFLite's schema.fbs (Model: 1 operator_codes, 2 subgraphs, 4 buffers, 6 metadata).
+TFLite's schema.fbs (Model: 1 operator_codes, 2 subgraphs, 4 buffers, 6 metadata). `graph()` gives the
+first subgraph's tensors (with their constant data) and operators, for the numpy backend.
 """
 import struct
+from dataclasses import dataclass
+
+import numpy as np
 
 from .errors import CarolError
 
@@ -16,6 +20,27 @@ MIN_SCALE, MAX_SCALE = 1e-20, 1e20
 # hundred thousand elements at batch 1024; a flipped bit in a shape claimed 134,217,729 x 33 and held
 # ai-edge-litert's allocation for more than 20 s (carol-fuzz).
 MAX_TENSOR_ELEMENTS = 1 << 26
+# TensorType codes -> numpy types, for the types a carolgen file's constants use.
+TENSOR_TYPES = {0: np.float32, 1: np.float16, 2: np.int32, 3: np.uint8, 4: np.int64, 7: np.int16, 9: np.int8}
+
+
+@dataclass(frozen=True)
+class Tensor:
+    """One tensor of a graph: `data` is its constant value (None for an activation); quantised constants keep
+    their integers, with `scales`, `zero_points` and the per-channel `axis`."""
+
+    name: str
+    data: np.ndarray | None
+    scales: tuple = ()
+    zero_points: tuple = ()
+    axis: int = 0
+
+
+@dataclass(frozen=True)
+class Operator:
+    code: int  # TFLite's BuiltinOperator number
+    inputs: tuple  # tensor indices, -1 for an optional input left out
+    outputs: tuple
 
 
 class TfliteReader:
@@ -140,6 +165,40 @@ class TfliteReader:
             custom = self._bytes(opcode, 1).decode("utf-8", "replace")
             codes.append((code, self._scalar(opcode, 2, "<i", default=1), custom))
         return codes
+
+    def graph(self):
+        """([Tensor], [Operator]) of the first subgraph (the model's)."""
+        subgraph = self.subgraphs[0]
+        tensors = [self._tensor(t) for t in self._tables(subgraph, 0)]
+        builtin = [code for code, _, _ in self.operators()]
+        operators = [Operator(builtin[self._scalar(op, 0, "<I")], tuple(self._ints(op, 1)), tuple(self._ints(op, 2)))
+                     for op in self._tables(subgraph, 3)]
+        return tensors, operators
+
+    def _tensor(self, table):
+        """Tensor fields: 0 shape, 1 type, 2 buffer, 3 name, 4 quantisation (all bounds-checked at open)."""
+        name = self._bytes(table, 3).decode("utf-8", "replace")
+        data = self._buffer_data(self.buffers[self._scalar(table, 2, "<I")])
+        array = None
+        if data:
+            dtype = TENSOR_TYPES.get(self._scalar(table, 1, "<b"))
+            shape = self._ints(table, 0)
+            if dtype is None or len(data) != int(np.prod(shape)) * np.dtype(dtype).itemsize:
+                raise CarolError(f"{self.path} is a damaged TFLite file: constant {name!r} does not hold "
+                                 f"the {shape} values its type and shape claim")
+            array = np.frombuffer(data, dtype=dtype).reshape(shape)
+        quantisation = self._field(table, 4)
+        if quantisation is None:
+            return Tensor(name, array)
+        params = self._offset(quantisation)
+        start, count = self._vector(params, 3, 8)
+        zero_points = tuple(self._read("<q", start + 8 * i) for i in range(count))
+        return Tensor(name, array, tuple(self._floats(params, 2)), zero_points, self._scalar(params, 6, "<i"))
+
+    def _buffer_data(self, buffer):
+        """A buffer's bytes: inline (field 0), or at an offset into the file (fields 1, 2: files over 2 GB)."""
+        offset, size = self._scalar(buffer, 1, "<Q"), self._scalar(buffer, 2, "<Q")
+        return self.data[offset:offset + size] if offset > 1 else self._bytes(buffer, 0)
 
     def metadata(self):
         """{name: bytes} of the model's metadata entries."""

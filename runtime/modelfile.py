@@ -65,12 +65,14 @@ FORMATS = {f.name: f for f in (
 
 @dataclass
 class ModelFile:
-    """A verified model file: its format, its metadata, and (TFLite) its operators as (code, version, custom)."""
+    """A verified model file: its format, its metadata, (TFLite) its operators as (code, version, custom), and
+    the bytes that were verified (the numpy backend computes from them, never from a second read)."""
 
     path: Path
     kind: str
     info: ModelInfo
     operators: list = field(default_factory=list)
+    data: bytes = b""
 
 
 def read_model_file(path, trust=False):
@@ -93,7 +95,7 @@ def read_model_file(path, trust=False):
             raise CarolError(f"{path} carries no integrity digest (exported by an older carolgen, or not by "
                              "carol-export): re-export it, or pass --trust-file to run it unchecked")
         verify(data, digest, path)
-    return ModelFile(path, kind, info, operators)
+    return ModelFile(path, kind, info, operators, data)
 
 
 def sniff_kind(data, path):

@@ -57,6 +57,19 @@ def every_mode(tmp_path_factory, tiny_checkpoint, tiny_lyrics):
     return out, export(tiny_checkpoint, ["tflite", "onnx"], MODES, out=out, calibration_lyrics=str(tiny_lyrics))
 
 
+STEP_MODES = ["fp32", "fp16", "dynamic", "int8"]
+
+
+@pytest.fixture(scope="session")
+def step_exports(tmp_path_factory, tiny_checkpoint, tiny_lyrics):
+    """Every mode of the tiny model as step files in both formats: (folder, {file name: row})."""
+    from carolgen.export import export
+    out = tmp_path_factory.mktemp("step")
+    rows = export(tiny_checkpoint, ["tflite", "onnx"], STEP_MODES, out=out, graphs=["step"],
+                  calibration_lyrics=str(tiny_lyrics))
+    return out, {row.file.removesuffix(".rejected"): row for row in rows}
+
+
 def run_cli(command, *args, timeout=600):
     """Run an installed console command as a user would; returns the CompletedProcess (text)."""
     path = shutil.which(command)

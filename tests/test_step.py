@@ -4,23 +4,11 @@ import tracemalloc
 
 import numpy as np
 import pytest
-from conftest import run_cli
+from conftest import STEP_MODES, run_cli
 
 from carolgen.runtime.errors import CarolError
 from carolgen.runtime.generate import Generator, load, probs_of_windows
 from carolgen.runtime.modelfile import read_model_file
-
-STEP_MODES = ["fp32", "fp16", "dynamic", "int8"]
-
-
-@pytest.fixture(scope="module")
-def step_exports(tmp_path_factory, tiny_checkpoint, tiny_lyrics):
-    """Every mode of the tiny model as step files in both formats: (folder, {file name: row})."""
-    from carolgen.export import export
-    out = tmp_path_factory.mktemp("step")
-    rows = export(tiny_checkpoint, ["tflite", "onnx"], STEP_MODES, out=out, graphs=["step"],
-                  calibration_lyrics=str(tiny_lyrics))
-    return out, {row.file.removesuffix(".rejected"): row for row in rows}
 
 
 def step_file(folder, rows, name):
