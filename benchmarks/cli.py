@@ -40,11 +40,13 @@ SETTINGS = {
     "full": {"iterations": 2000, "warmup": 200, "generate_chars": 2000, "seed_loop_chars": 100,
              "seed_loop_iterations": 100, "windows": 2000, "primes": 5, "tool_runs": 2000, "cold_starts": 5,
              "word_rate_chars": WORD_RATE_SETTINGS["length"], "timing_rounds": 3,
-             "paired_rounds": 20, "generation_rounds": 7, "loop_chars": 20_000, "step_modes": None},
+             "paired_rounds": 20, "generation_rounds": 7, "loop_chars": 20_000, "step_modes": None,
+             "numpy_modes": None},
     "quick": {"iterations": 100, "warmup": 10, "generate_chars": 200, "seed_loop_chars": 10,
               "seed_loop_iterations": 10, "windows": 50, "primes": 2, "tool_runs": 100, "cold_starts": 1,
               "word_rate_chars": 200, "timing_rounds": 1,
-              "paired_rounds": 2, "generation_rounds": 1, "loop_chars": 1000, "step_modes": ["fp32"]},
+              "paired_rounds": 2, "generation_rounds": 1, "loop_chars": 1000, "step_modes": ["fp32"],
+              "numpy_modes": ["fp32"]},
 }
 PACKAGES = ["numpy", "tensorflow", "keras", "tf_keras", "tf2onnx", "onnx", "onnxruntime", "ai-edge-litert"]
 
@@ -170,7 +172,7 @@ def bench_checkpoint(checkpoint, settings, workdir, tflite_python, main):
     known_words = training_words(info)
     references = write_references(model, info, files_dir, checkpoint.stem)
     plans = (baseline_plans(checkpoint, seed_loop=main)
-             + file_plans(export_rows, files_dir, tflite_python, checkpoint.stem)
+             + file_plans(export_rows, files_dir, tflite_python, checkpoint.stem, settings["numpy_modes"])
              + reference_plans(references, checkpoint.stem))
     results = []
     steps = Progress(len(plans), f"carol-bench: {checkpoint.name}")

@@ -1,6 +1,10 @@
-"""The emulated Raspberry Pi: a Debian bookworm arm64 userland (Raspberry Pi OS Bookworm's base, Python 3.11)
+"""The emulated Raspberry Pis: Debian bookworm userlands (Raspberry Pi OS Bookworm's base, Python 3.11)
 unpacked from .debs under a private APT configuration, run under qemu-user, with Python environments
-installed offline from PyPI's aarch64 wheels by the emulated pip. No binfmt, chroot or host dpkg changes.
+installed offline by the emulated pip from PyPI's wheels. No binfmt, chroot or host dpkg changes.
+
+TARGETS is the one table of them: 64-bit Pi OS (arm64, Pi 4 and Pi 5 cores), 32-bit Pi OS (armhf, ARMv7:
+Debian's python3-numpy, since pip has no armv7l numpy wheels, and tflite-runtime 2.14's armv7l wheel), and a
+Pi Zero / Pi 1 (ARMv6: Debian armel, the closest userland Debian builds for an ARMv6 core, with numpy alone).
 
 Every cache entry is made by `cached_folder`: built under a `.partial-` name and renamed when whole, so an
 interrupted build never looks finished. Entries are keyed by content (the carolgen sources' digest, the
@@ -12,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,26 +27,61 @@ SUITES = ["bookworm", "bookworm-updates"]
 DEBIAN = "http://deb.debian.org/debian"
 SECURITY = "http://deb.debian.org/debian-security"
 KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
-PACKAGES = ["python3.11", "python3-pip", "libstdc++6"]
-WHEEL_TAGS = ["manylinux2014_aarch64"] + [f"manylinux_2_{n}_aarch64" for n in range(17, 37)]
 NEED_DISK_MB = 2000
 
 
 @dataclass(frozen=True)
 class Environment:
-    """One emulated Python environment: the wheels it downloads, what its pip installs, the runtimes it serves."""
+    """One emulated Python environment: the wheels it downloads, what its pip installs (with `pip_flags`),
+    the runtimes it serves. `--no-deps` where numpy comes from Debian's python3-numpy (no armv7l wheels)."""
 
     name: str
     downloads: tuple
     installs: tuple
     runtimes: tuple
+    pip_flags: tuple = ()
+    unzipped: tuple = ()  # downloaded wheels put on the path unzipped, bypassing pip: a record, not advice
 
 
-ENVIRONMENTS = {e.name: e for e in (
-    Environment("modern", ("numpy>=2", "ai-edge-litert", "onnxruntime"), ("carolgen[litert,onnx]",),
-                ("litert", "onnxruntime")),
-    Environment("legacy", ("numpy<2", "tflite-runtime==2.14.0"), ("carolgen", "numpy<2", "tflite-runtime==2.14.0"),
-                ("tflite-runtime",)),
+def _manylinux(arch):
+    return ("manylinux2014_" + arch, *(f"manylinux_2_{n}_{arch}" for n in range(17, 37)))
+
+
+@dataclass(frozen=True)
+class Target:
+    """One emulated Pi: its Debian userland, its qemu, the cores it stands for, its Python environments."""
+
+    name: str
+    machine: str  # platform.machine() there
+    debian_arch: str
+    qemu: str
+    cpus: dict  # QEMU_CPU -> the Pi whose core it is
+    packages: tuple  # Debian packages of the userland
+    wheel_tags: tuple
+    environments: tuple
+    triplet: str  # the multiarch folder (Debian's numpy needs its BLAS links made there)
+
+
+PI_OS_32_NUMPY = ("python3.11", "python3-pip", "python3-numpy", "libstdc++6")
+TARGETS = {t.name: t for t in (
+    Target("aarch64", "aarch64", "arm64", "qemu-aarch64-static",
+           {"cortex-a72": "Raspberry Pi 4", "cortex-a76": "Raspberry Pi 5"},
+           ("python3.11", "python3-pip", "libstdc++6"), _manylinux("aarch64"), (
+               Environment("modern", ("numpy>=2", "ai-edge-litert", "onnxruntime"), ("carolgen[litert,onnx]",),
+                           ("litert", "onnxruntime", "numpy")),
+               Environment("legacy", ("numpy<2", "tflite-runtime==2.14.0"),
+                           ("carolgen", "numpy<2", "tflite-runtime==2.14.0"), ("tflite-runtime",))),
+           "aarch64-linux-gnu"),
+    Target("armv7", "armv7l", "armhf", "qemu-arm-static", {"cortex-a7": "Raspberry Pi 2/3, 32-bit Pi OS"},
+           PI_OS_32_NUMPY, (*_manylinux("armv7l"), "linux_armv7l"), (
+               Environment("pi-os-32", ("tflite-runtime==2.14.0",), ("carolgen", "tflite-runtime==2.14.0"),
+                           ("tflite-runtime", "numpy"), pip_flags=("--no-deps",)),),
+           "arm-linux-gnueabihf"),
+    Target("armv6", "armv6l", "armel", "qemu-arm-static", {"arm1176": "Raspberry Pi Zero / Zero W / 1"},
+           PI_OS_32_NUMPY, (*_manylinux("armv7l"), "linux_armv7l"), (
+               Environment("pi-zero", ("tflite-runtime==2.14.0",), ("carolgen",), ("numpy", "tflite-runtime"),
+                           pip_flags=("--no-deps",), unzipped=("tflite_runtime",)),),
+           "arm-linux-gnueabi"),
 )}
 
 
@@ -74,18 +114,19 @@ def cached_folder(cache, name, build):
     return final
 
 
-def ensure_qemu():
-    """qemu-aarch64-static, installed with apt-get when missing (needs root and Debian's registry)."""
-    found = shutil.which("qemu-aarch64-static")
+def ensure_qemu(binary="qemu-aarch64-static"):
+    """A qemu-user binary, with qemu-user-static installed by apt-get when missing (needs root and Debian's
+    registry; announced on stderr first)."""
+    found = shutil.which(binary)
     if found:
         return found
     if os.geteuid() != 0:
-        raise CarolError("qemu-user-static is not installed and installing it needs root: "
+        raise CarolError(f"{binary} is not installed and installing it needs root: "
                          "sudo apt-get install qemu-user-static")
     print("carol-pi-check: installing qemu-user-static with apt-get (root)", file=sys.stderr, flush=True)
     run(["apt-get", "update", "-qq"], "apt-get update (no network to Debian's registry?)")
     run(["apt-get", "install", "-y", "-qq", "qemu-user-static"], "apt-get install qemu-user-static")
-    return shutil.which("qemu-aarch64-static")
+    return shutil.which(binary)
 
 
 def check_disk(folder, need_mb=NEED_DISK_MB):
@@ -95,36 +136,62 @@ def check_disk(folder, need_mb=NEED_DISK_MB):
         raise CarolError(f"not enough disk in {folder}: {free_mb:.0f} MB free, the check needs {need_mb} MB")
 
 
-def build_rootfs(cache, mirror=DEBIAN, security=SECURITY):
-    """The arm64 userland (with a Pi-4-style /proc/cpuinfo)."""
+def build_rootfs(cache, target=TARGETS["aarch64"], mirror=DEBIAN, security=SECURITY):
+    """The target's userland (the arm64 one with a Pi-4-style /proc/cpuinfo)."""
     if not KEYRING.is_file():
         raise CarolError(f"{KEYRING} is missing: apt-get install debian-archive-keyring")
+    arch = target.debian_arch
 
     def build(root):
         with tempfile.TemporaryDirectory(dir=cache) as apt:
-            env = {**os.environ, "APT_CONFIG": str(private_apt(Path(apt), mirror, security))}
-            run(["apt-get", "update", "-qq", "--error-on=any"],
-                "apt-get update for arm64 (no network to Debian's registry?)", env=env)
-            run(["apt-get", "install", "--download-only", "--no-install-recommends", "-y", "-qq", *PACKAGES],
-                "downloading arm64 packages", env=env)
+            env = {**os.environ, "APT_CONFIG": str(private_apt(Path(apt), mirror, security, arch))}
+            update_indexes(Path(apt), arch, env)
+            run(["apt-get", "install", "--download-only", "--no-install-recommends", "-y", "-qq", *target.packages],
+                f"downloading {arch} packages", env=env)
             for deb in sorted((Path(apt) / "cache" / "archives").glob("*.deb")):
                 run(["dpkg-deb", "-x", str(deb), str(root)], f"unpacking {deb.name}")
-        write_cpuinfo(root)
-    return cached_folder(cache, "rootfs-bookworm-arm64", build)
+        link_blas(root, target.triplet)
+        if arch == "arm64":
+            write_cpuinfo(root)
+    return cached_folder(cache, f"rootfs-bookworm-{arch}", build)
 
 
-def private_apt(work, mirror, security):
-    """An APT configuration of its own (arm64, empty dpkg status), so the host's dpkg is never touched."""
+def update_indexes(apt, arch, env):
+    """apt-get update. Only the security suite may fail (its armhf index was seen stale on a mirror, with a
+    size its signed Release contradicts); the userland is then bookworm and bookworm-updates, said on stderr."""
+    done = subprocess.run(["apt-get", "update", "-qq", "--error-on=any"], capture_output=True, text=True, env=env)
+    if done.returncode == 0:
+        return
+    lists = [p.name for p in (apt / "state" / "lists").glob("*Packages*")]
+    main_ok = any("debian_dists_bookworm_main" in name for name in lists)
+    if not main_ok or not any("bookworm-updates" in name for name in lists):
+        detail = (done.stderr.strip().splitlines() or [""])[-1]
+        raise CarolError(f"apt-get update for {arch} (no network to Debian's registry?) failed: {detail[:200]}")
+    print(f"carol-pi-check: warning: Debian's security index for {arch} could not be fetched; building the "
+          "userland from bookworm and bookworm-updates", file=sys.stderr, flush=True)
+
+
+def link_blas(root, triplet):
+    """The libblas.so.3 and liblapack.so.3 links Debian's update-alternatives makes when numpy is installed
+    (dpkg-deb -x runs no scripts; numpy's import fails without them)."""
+    folder = root / "usr" / "lib" / triplet
+    for name in ("blas", "lapack"):
+        if (folder / name / f"lib{name}.so.3").is_file() and not (folder / f"lib{name}.so.3").exists():
+            (folder / f"lib{name}.so.3").symlink_to(f"{name}/lib{name}.so.3")
+
+
+def private_apt(work, mirror, security, arch="arm64"):
+    """An APT configuration of its own (one architecture, empty dpkg status): the host's dpkg is never touched."""
     for sub in ("state/lists/partial", "cache/archives/partial", "etc"):
         (work / sub).mkdir(parents=True, exist_ok=True)
     (work / "status").write_text("")
-    signed = f"[arch=arm64 signed-by={KEYRING}]"
+    signed = f"[arch={arch} signed-by={KEYRING}]"
     sources = [f"deb {signed} {mirror} {suite} main" for suite in SUITES]
     sources.append(f"deb {signed} {security} bookworm-security main")
     (work / "etc" / "sources.list").write_text("\n".join(sources) + "\n")
     config = work / "apt.conf"
     config.write_text("\n".join([
-        'APT::Architecture "arm64";', 'APT::Architectures { "arm64"; };',
+        f'APT::Architecture "{arch}";', f'APT::Architectures {{ "{arch}"; }};',
         f'Dir::State "{work}/state";', f'Dir::State::status "{work}/status";', f'Dir::Cache "{work}/cache";',
         f'Dir::Etc::SourceList "{work}/etc/sources.list";', f'Dir::Etc::SourceParts "{work}/etc";',
         'Acquire::Languages "none";', 'Debug::NoLocking "true";', 'APT::Sandbox::User "root";', ""]))
@@ -171,13 +238,13 @@ def carolgen_wheel(cache):
     return cached_folder(cache, f"carolgen-wheel-{digest}", build), digest
 
 
-def download_wheels(cache, environment):
-    """aarch64 wheels for one environment, downloaded once."""
+def download_wheels(cache, target, environment):
+    """The target's wheels for one environment, downloaded once."""
     def build(folder):
-        platforms = [arg for tag in WHEEL_TAGS for arg in ("--platform", tag)]
+        platforms = [arg for tag in target.wheel_tags for arg in ("--platform", tag)]
         run([sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:", "--python-version", "3.11",
-             "--implementation", "cp", *platforms, "-d", str(folder), *environment.downloads],
-            f"downloading aarch64 wheels ({' '.join(environment.downloads)}) (no network to PyPI?)")
+             "--implementation", "cp", *platforms, *environment.pip_flags, "-d", str(folder), *environment.downloads],
+            f"downloading {target.machine} wheels ({' '.join(environment.downloads)}) (no network to PyPI?)")
     return cached_folder(cache, f"wheels-{environment.name}", build)
 
 
@@ -193,7 +260,7 @@ def host_tflite_python(cache):
 
 @dataclass(frozen=True)
 class EmulatedPython:
-    """The userland's python3.11 under qemu-aarch64, with one site folder on its path."""
+    """The userland's python3.11 under qemu-user, with one site folder on its path."""
 
     qemu: str
     root: Path
@@ -206,30 +273,43 @@ class EmulatedPython:
         return {**os.environ, "QEMU_CPU": cpu, "PYTHONPATH": str(self.site), "PYTHONNOUSERSITE": "1"}
 
 
-def install_environment(qemu, root, cache, environment, carolgen_wheels, digest):
+def pip_install_command(environment):
+    """What the emulated pip is asked to install: the README's Pi sections quote it."""
+    return ["pip", "install", *environment.pip_flags, *environment.installs]
+
+
+def install_environment(qemu, root, cache, target, environment, carolgen_wheels, digest):
     """pip install (emulated, offline from the downloaded wheels) into a site folder."""
-    wheels = download_wheels(cache, environment)
+    wheels = download_wheels(cache, target, environment)
+    cpu = next(iter(target.cpus))
 
     def build(folder):
         python = EmulatedPython(qemu, root, folder)
-        run(python.command("-m", "pip", "install", "--isolated", "--no-index", "--quiet", "--target", str(folder),
-                           "--find-links", str(wheels), "--find-links", str(carolgen_wheels), *environment.installs),
-            f"installing the {environment.name} environment (emulated pip)", env=python.env("cortex-a72"), cwd=cache)
+        offline = ["--isolated", "--no-index", "--quiet", "--target", str(folder), "--find-links", str(wheels),
+                   "--find-links", str(carolgen_wheels)]
+        command = pip_install_command(environment)
+        run(python.command("-m", *command[:2], *offline, *command[2:]),
+            f"installing the {environment.name} environment (emulated pip)", env=python.env(cpu), cwd=cache)
+        for wheel in (w for w in wheels.glob("*.whl") if w.name.split("-")[0] in environment.unzipped):
+            with zipfile.ZipFile(wheel) as archive:
+                archive.extractall(folder)
     return EmulatedPython(qemu, root, cached_folder(cache, f"site-{environment.name}-{digest}", build))
 
 
-def emulated_pythons(cache, log):
-    """{runtime backend: EmulatedPython} for every environment, building what the cache lacks."""
-    qemu = ensure_qemu()
+def emulated_pythons(cache, log, targets=tuple(TARGETS)):
+    """{(target, runtime backend): EmulatedPython} for every environment of the targets, building what the
+    cache lacks."""
     check_disk(cache)
-    log("arm64 userland (Debian bookworm = Raspberry Pi OS Bookworm)")
-    root = build_rootfs(cache)
     wheels, digest = carolgen_wheel(cache)
     pythons = {}
-    for environment in ENVIRONMENTS.values():
-        log(f"{environment.name} environment: {', '.join(environment.runtimes)}")
-        python = install_environment(qemu, root, cache, environment, wheels, digest)
-        pythons.update({runtime: python for runtime in environment.runtimes})
+    for target in (TARGETS[name] for name in targets):
+        qemu = ensure_qemu(target.qemu)
+        log(f"{target.name}: Debian bookworm {target.debian_arch} userland")
+        root = build_rootfs(cache, target)
+        for environment in target.environments:
+            log(f"{target.name}: {environment.name} environment: {', '.join(environment.runtimes)}")
+            python = install_environment(qemu, root, cache, target, environment, wheels, digest)
+            pythons.update({(target.name, runtime): python for runtime in environment.runtimes})
     return pythons
 
 

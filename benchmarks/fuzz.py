@@ -9,7 +9,8 @@ killed it, records a crash, and starts a new worker after it.
 Mutants come from the files carol-export writes (every format and mode it gives the checkpoint), seeded:
 flipped bytes, truncations, zeroed, duplicated and random ranges. Sealed files are refused by their digest
 before an interpreter sees them; the `--trust-file` share of the cases strips the digest first, so the
-verifier and the interpreters themselves are what meet the damage.
+verifier and the interpreters themselves are what meet the damage, and half of those run on the numpy
+backend, so its weight readers meet it too.
 """
 import io
 import json
@@ -31,6 +32,7 @@ from carolgen.runtime.cli_common import ArgumentParser, run_command
 LENGTH = 20
 CASE_TIMEOUT_S = 20
 TRUST_SHARE = 0.25  # the share of cases run with --trust-file on an unsealed mutant
+NUMPY_SHARE = 0.5  # the share of those run with --backend numpy (the others on the format's interpreter)
 
 
 def flip(data, rng):
@@ -78,6 +80,7 @@ def make_cases(files, count, seed, folder):
     for number in range(count):
         path, data = sources[number % len(sources)]
         trust = bool(rng.random() < TRUST_SHARE)
+        backend = "numpy" if trust and rng.random() < NUMPY_SHARE else None
         source = unsealed(data) if trust else data
         mutant = source
         while mutant == source:  # a mutation that changed nothing (zeroing zeros) is drawn again
@@ -85,7 +88,8 @@ def make_cases(files, count, seed, folder):
             mutant = MUTATIONS[name](source, rng)
         target = folder / f"{number:06d}{path.suffix}"
         target.write_bytes(mutant)
-        cases.append({"case": number, "source": path.name, "mutation": name, "trust": trust, "path": str(target)})
+        cases.append({"case": number, "source": path.name, "mutation": name, "trust": trust, "backend": backend,
+                      "path": str(target)})
     return cases
 
 
@@ -94,6 +98,7 @@ def run_case(case):
     from carolgen.generate import main
     out, err = io.StringIO(), io.StringIO()
     args = ["--model", case["path"], "--length", str(LENGTH), "--seed", "1", "--quiet"]
+    args += ["--backend", case["backend"]] if case.get("backend") else []
     signal.alarm(CASE_TIMEOUT_S)
     try:
         with redirect_stdout(out), redirect_stderr(err):
@@ -165,9 +170,13 @@ def fuzz(files, count, seed):
         outcomes = run_cases(cases, Path(folder))
     rows = [{**{k: v for k, v in c.items() if k != "path"}, "outcome": outcomes[c["case"]][0],
              "detail": outcomes[c["case"]][1]} for c in cases]
-    tally = {trust: dict(Counter(r["outcome"] for r in rows if r["trust"] == trust)) for trust in (False, True)}
+    tally = {}
+    for row in rows:
+        group = ("sealed" if not row["trust"] else
+                 "trust-file, numpy backend" if row.get("backend") == "numpy" else "trust-file, interpreter")
+        tally.setdefault(group, Counter())[row["outcome"]] += 1
     return {"date": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine(), "seed": seed, "cases": count,
-            "sources": sorted({f.name for f in files}), "tally": {"sealed": tally[False], "trust-file": tally[True]},
+            "sources": sorted({f.name for f in files}), "tally": {k: dict(v) for k, v in tally.items()},
             "failures": [r for r in rows if r["outcome"] in ("crash", "traceback", "hang", "wrong")]}
 
 
@@ -198,7 +207,8 @@ def write_report(document, out):
         cells = [tally.get(k, 0) for k in ("generated", "refused", "crash", "traceback", "hang", "wrong")]
         lines.append(f"| {name} ({sum(cells):,}) | " + " | ".join(f"{c:,}" for c in cells) + " |")
     lines += ["", "Failures:" if document["failures"] else "No failures."]
-    lines += [f"- case {f['case']} ({f['source']}, {f['mutation']}, trust {f['trust']}): {f['outcome']}: {f['detail']}"
+    lines += [f"- case {f['case']} ({f['source']}, {f['mutation']}, trust {f['trust']}, backend "
+              f"{f.get('backend') or 'auto'}): {f['outcome']}: {f['detail']}"
               for f in document["failures"][:50]]
     write_text_atomic(out / "FUZZ.md", "\n".join(lines) + "\n")
 

@@ -14,8 +14,9 @@ from carolgen.runtime.backends import BACKENDS
 from .runner import host_command, run_probe
 
 # Which Python measures each runtime backend: this one, or the one given for tflite-runtime 2.14 (it needs
-# numpy < 2). tf.lite runs the same kernels as ai-edge-litert inside TensorFlow, so it gets no row.
-BENCH_PYTHON = {"litert": "host", "onnxruntime": "host", "tflite-runtime": "tflite-runtime"}
+# numpy < 2). tf.lite runs the same kernels as ai-edge-litert inside TensorFlow, so it gets no row. The
+# numpy backend (no interpreter) is measured on every file, the floor a Pi without an interpreter gets.
+BENCH_PYTHON = {"litert": "host", "onnxruntime": "host", "tflite-runtime": "tflite-runtime", "numpy": "host"}
 # The kinds of row that are a model file on a runtime (timed in rounds and in pairs).
 FILE_KINDS = ("file", "step", "reference")
 
@@ -49,13 +50,16 @@ class Result:
     figures: dict = field(default_factory=dict)
 
 
-def file_plans(export_rows, files_dir, tflite_python, stem):
-    """A row for every exported file on every runtime backend of its format that the bench measures."""
+def file_plans(export_rows, files_dir, tflite_python, stem, numpy_modes=None):
+    """A row for every exported file on every runtime backend of its format that the bench measures (the numpy
+    backend only on `numpy_modes`' files, when given)."""
     plans = []
     for row in export_rows:
         if row.status not in ("accepted", "rejected"):
             continue
         for backend in (b for b in BACKENDS.values() if row.format in b.formats and b.name in BENCH_PYTHON):
+            if backend.name == "numpy" and numpy_modes and row.mode not in numpy_modes:
+                continue
             python = sys.executable if BENCH_PYTHON[backend.name] == "host" else (tflite_python or "")
             kind = "step" if row.graph == "step" else "file"
             plans.append(Plan(kind, stem, str(files_dir / row.file), backend.name, row.format, row.mode,

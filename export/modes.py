@@ -61,6 +61,9 @@ class Mode:
     name: str
     summary: str
     limits: Limits
+    # max |dp| between a file on an Arm device and the same file on the same runtime on x86-64 (carol-pi-check).
+    # Float files: 1e-4, with identical greedy text, a difference no text shows (tflite-runtime's 32-bit Arm
+    # kernels computed the seed model's fp32 file 1.7e-5 away from x86-64, same greedy text).
     pi_tolerance: float
     calibrated: bool = False  # needs calibration windows from real lyrics
     unsupported: dict = field(default_factory=dict)  # format -> why this format has no such file
@@ -68,8 +71,8 @@ class Mode:
 
 MODES = {m.name: m for m in (
     Mode("fp32", "float32, the reference",
-         replace(FLOAT_FAITHFUL, max_abs_dp=1e-5, all_greedy=True), 1e-5),
-    Mode("fp16", "float16 weights, float arithmetic", FLOAT_FAITHFUL, 1e-5),
+         replace(FLOAT_FAITHFUL, max_abs_dp=1e-5, all_greedy=True), 1e-4),
+    Mode("fp16", "float16 weights, float arithmetic", FLOAT_FAITHFUL, 1e-4),
     Mode("dynamic", "int8 weights, float activations", Limits(0.01, QUANTISED_TOP1), 2e-2),
     Mode("dynamic-compat", "dynamic with per-tensor weights, for tflite-runtime 2.14",
          Limits(0.01, QUANTISED_TOP1), 2e-2,

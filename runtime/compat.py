@@ -21,16 +21,22 @@ BUILTIN_NAMES = {0: "ADD", 126: "BATCH_MATMUL", 2: "CONCATENATION", 6: "DEQUANTI
 # backend -> the highest op versions it loads (a TFLite file with a newer or unknown op is ruled out).
 MAX_OP_VERSIONS = {"tflite-runtime": TFLITE_RUNTIME_214}
 
-# tflite-runtime 2.14 (its last release) on 64-bit Arm, with carolgen's windowed int8 file (full-integer
-# FULLY_CONNECTED layers beside the hybrid LSTM): its optimised kernels segfault, and its reference kernels
-# compute probabilities up to 0.59 away from the same kernels on x86-64 (emulated Pi 4 and Pi 5 cores,
-# benchmarks/results/PI.md). The int8 step file (no fused LSTM) runs correctly there with either kernels.
-# ai-edge-litert, and the x86-64 build of tflite-runtime, run both fine.
-_INT8_ON_ARM64 = ("its int8 kernels crash (optimised) or compute this windowed int8 file wrongly (reference) on "
-                  "64-bit Arm (carol-pi-check): use ai-edge-litert, the int8 step file, or the fp16 or "
-                  "dynamic-compat file")
+# tflite-runtime 2.14 (its last release) on Arm, with carolgen's windowed int8 file (full-integer
+# FULLY_CONNECTED layers beside the hybrid LSTM): its optimised kernels segfault on 64-bit Arm (Pi 4 and
+# Pi 5 cores) and on 32-bit Arm (ARMv7), and its reference kernels compute probabilities up to 0.59 away
+# from the same kernels on x86-64 on 64-bit Arm (benchmarks/results/PI.md). The int8 step file (no fused
+# LSTM) runs correctly there. ai-edge-litert, and the x86-64 build of tflite-runtime, run both fine.
+_INT8_WINDOW_ON_ARM = ("its Arm builds crash on this windowed int8 file, or compute it wrongly (carol-pi-check): "
+                       "use the int8 step file, the fp16 or dynamic-compat file, ai-edge-litert where it installs, "
+                       "or the numpy backend")
 # (backend, machine, quantisation, graph) -> why the backend must not run such files there.
-REFUSALS = {("tflite-runtime", machine, "int8", "window"): _INT8_ON_ARM64 for machine in ("aarch64", "arm64")}
+REFUSALS = {("tflite-runtime", machine, "int8", "window"): _INT8_WINDOW_ON_ARM
+            for machine in ("aarch64", "arm64", "armv7l")}
+# (backend, machine) -> why the backend must not run any file there. tflite-runtime's 32-bit wheel is built for
+# ARMv7: pip on an ARMv6 Pi (Zero, Zero W, 1) finds no wheel for it, and its users report "Illegal instruction"
+# when one is forced on (carol-pi-check records what the wheel does on an emulated ARMv6 core).
+MACHINE_REFUSALS = {("tflite-runtime", "armv6l"): "tflite-runtime has no build for ARMv6 (its 32-bit wheel is "
+                                                  "for ARMv7): the numpy backend runs every file there"}
 
 
 def this_machine():
@@ -45,5 +51,9 @@ def why_not(backend, model_file, machine=None):
                           model_file.operators if version > limits.get(BUILTIN_NAMES.get(code), 0)})
         if too_new:
             return f"its {', '.join(too_new)} {'is' if len(too_new) == 1 else 'are'} newer than {backend} knows"
-    info = model_file.info
-    return REFUSALS.get((backend, machine or this_machine(), info.quantisation, info.graph))
+    return refusal(backend, machine or this_machine(), model_file.info.quantisation, model_file.info.graph)
+
+
+def refusal(backend, machine, quantisation, graph):
+    """Why carol-pi-check's findings rule `backend` out for such a file on `machine`, or None."""
+    return MACHINE_REFUSALS.get((backend, machine)) or REFUSALS.get((backend, machine, quantisation, graph))

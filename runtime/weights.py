@@ -44,7 +44,8 @@ class Weights:
 def read_weights(model_file, data):
     """Weights of a verified model file (runtime/modelfile.py) from its bytes."""
     try:
-        found = READERS[model_file.kind](data, model_file.path)
+        with np.errstate(all="ignore"):  # a damaged scale may overflow; the probabilities' check catches it
+            found = READERS[model_file.kind](data, model_file.path)
     except (ValueError, IndexError, TypeError) as error:  # shapes that cannot go together: damage
         raise CarolError(f"{model_file.path}: its weights cannot be read ({error})") from None
     if "attention_query" in found:  # a step file holds W^T (carolgen/model.py, build_step_model)

@@ -9,7 +9,9 @@ def test_mutants_of_every_format_and_mode_are_generated_or_refused(every_mode):
     assert len(files) == 9, [r.reason for r in rows]  # 5 TFLite modes, 4 ONNX
     document = fuzz(files, count=240, seed=11)
     assert document["failures"] == [], document["failures"][:5]
-    sealed, trusted = document["tally"]["sealed"], document["tally"]["trust-file"]
-    assert sum(sealed.values()) + sum(trusted.values()) == 240
+    sealed = document["tally"]["sealed"]
+    trusted = [document["tally"][f"trust-file, {runner}"] for runner in ("interpreter", "numpy backend")]
+    assert sum(sealed.values()) + sum(sum(t.values()) for t in trusted) == 240
     assert set(sealed) == {"refused"}, sealed  # a changed byte never gets past the digest
-    assert trusted.get("refused", 0) + trusted.get("generated", 0) == sum(trusted.values())
+    for tally in trusted:  # the interpreters and the numpy backend's readers each meet damage, and survive it
+        assert sum(tally.values()) >= 10 and tally.get("refused", 0) + tally.get("generated", 0) == sum(tally.values())

@@ -1,5 +1,6 @@
-"""The emulated Raspberry Pi check: the reduced CI set for real (qemu-user, arm64 wheels from PyPI), and
-its refusals. The full matrix is benchmarks/results/PI.md (carol-pi-check --out benchmarks/results)."""
+"""The emulated Raspberry Pi check: the reduced CI set for real (qemu-user; 64-bit Pi OS with PyPI's aarch64
+wheels, 32-bit Pi OS with Debian's numpy and tflite-runtime's armv7l wheel, a Pi Zero's ARMv6 core with numpy
+alone), and its refusals. The full matrix is benchmarks/results/PI.md (carol-pi-check --out benchmarks/results)."""
 import json
 import shutil
 
@@ -10,19 +11,28 @@ from carolgen.bench import emulator
 from carolgen.runtime.errors import CarolError
 
 
-def test_reduced_check_on_an_emulated_pi(tmp_path):
-    """A file per runtime and a step file on a Pi 4 core load and match x86-64; the int8 file, which tflite-runtime 2.14
-    computes wrongly or crashes on there, is refused cleanly, as carol-export's table says."""
-    result = run_cli("carol-pi-check", "--reduced", "--cpu", "cortex-a72", "--out", tmp_path, timeout=900)
+def test_reduced_check_on_emulated_pis(tmp_path):
+    """On a Pi 4 core, a file per runtime and a step file load and match x86-64, and the windowed int8 file,
+    which tflite-runtime 2.14 computes wrongly or crashes on there, is refused cleanly, as carol-export's table
+    says; on 32-bit Pi OS tflite-runtime's armv7l wheel runs the fp32 file; on a Pi Zero's ARMv6 core, with
+    numpy alone, the numpy backend runs a step file."""
+    result = run_cli("carol-pi-check", "--reduced", "--cpu", "cortex-a72", "--cpu", "cortex-a7", "--cpu", "arm1176",
+                     "--out", tmp_path, timeout=1200)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads((tmp_path / "pi.json").read_text())
-    statuses = {(r["file"], r["runtime"]): r["status"] for r in report["results"]}
-    assert statuses == {("model-fp32.tflite", "litert"): "ok", ("model-dynamic-compat.tflite", "tflite-runtime"): "ok",
-                        ("model-int8.tflite", "tflite-runtime"): "refused", ("model-fp32.onnx", "onnxruntime"): "ok",
-                        ("model-fp32-step.tflite", "litert"): "ok"}
+    statuses = {(r["file"], r["runtime"], r["cpu"]): r["status"] for r in report["results"]}
+    assert statuses == {("model-fp32.tflite", "litert", "cortex-a72"): "ok",
+                        ("model-dynamic-compat.tflite", "tflite-runtime", "cortex-a72"): "ok",
+                        ("model-int8.tflite", "tflite-runtime", "cortex-a72"): "refused",
+                        ("model-fp32.onnx", "onnxruntime", "cortex-a72"): "ok",
+                        ("model-fp32-step.tflite", "litert", "cortex-a72"): "ok",
+                        ("model-fp32.tflite", "tflite-runtime", "cortex-a7"): "ok",
+                        ("model-fp32-step.tflite", "numpy", "arm1176"): "ok"}
     int8 = next(r for r in report["results"] if r["file"] == "model-int8.tflite")
-    assert "64-bit Arm" in int8["note"] and int8["claim"].startswith("no")
-    assert "cortex-a72" in (tmp_path / "PI.md").read_text()
+    assert "crash" in int8["note"] and int8["claim"].startswith("no")
+    zero = report["facts"]["targets"]["armv6"]["environments"]["pi-zero"]
+    assert "No matching distribution" in zero["unzipped"]["tflite_runtime"]  # pip has no ARMv6 tflite-runtime
+    assert "arm1176" in (tmp_path / "PI.md").read_text()
 
 
 def test_unreachable_mirror_leaves_nothing_half_built(tmp_path):
@@ -38,14 +48,31 @@ def test_not_enough_disk_is_refused(tmp_path):
         emulator.check_disk(tmp_path, need_mb=10**12)
 
 
-def test_export_table_carries_the_pi_findings():
-    """The exporter's compatibility column says what the committed PI.md matrix found."""
+def test_the_runtime_refuses_what_the_committed_matrix_found():
+    """runtime/compat.py (what carolgen's runtime refuses, and the export table's runtimes column with it) says
+    what the committed PI.md matrix found: tflite-runtime's Arm builds crash on the windowed int8 file, not on
+    the int8 step file, and tflite-runtime has no ARMv6 build."""
     from pathlib import Path
 
-    from carolgen.export.audit import TFLITE_RUNTIME_214_AARCH64
+    from carolgen.export.audit import audit_tflite
+    from carolgen.runtime.compat import MACHINE_REFUSALS, refusal
     committed = json.loads((Path(__file__).parent.parent / "benchmarks/results/pi.json").read_text())["results"]
-    int8 = [r for r in committed if r["file"] == "model-int8.tflite" and r["runtime"] == "tflite-runtime"]
-    assert {r["status"] for r in int8 if r["kernels"] == "optimised"} == {"crash"}
-    assert {r["status"] for r in int8 if r["kernels"] == "reference"} == {"mismatch"}
-    assert {r["status"] for r in int8 if r["kernels"] == "auto"} == {"refused"}
-    assert TFLITE_RUNTIME_214_AARCH64["int8"].startswith("no") and "refuses" in TFLITE_RUNTIME_214_AARCH64["int8"]
+    machines = {"cortex-a72": "aarch64", "cortex-a76": "aarch64", "cortex-a7": "armv7l"}
+
+    def tflite_runtime(name):
+        return [r for r in committed if r["file"] == name and r["runtime"] == "tflite-runtime"
+                and r["cpu"] in machines]
+    windowed, step = tflite_runtime("model-int8.tflite"), tflite_runtime("model-int8-step.tflite")
+    assert {r["cpu"] for r in windowed} == set(machines)
+    assert {r["status"] for r in windowed if r["kernels"] == "optimised"} == {"crash"}
+    assert {r["status"] for r in windowed if r["kernels"] == "auto"} == {"refused"}
+    assert {r["status"] for r in step} == {"ok"}
+    for machine in set(machines.values()):
+        assert refusal("tflite-runtime", machine, "int8", "window") and not refusal("tflite-runtime", machine, "int8",
+                                                                                     "step")
+        claims = audit_tflite([("FULLY_CONNECTED", 9)], "int8", "window").runtimes
+        assert claims[f"tflite-runtime 2.14 {machine}"].startswith("no")
+    assert ("tflite-runtime", "armv6l") in MACHINE_REFUSALS
+    zero = [r for r in committed if r["cpu"] == "arm1176"]
+    assert {r["status"] for r in zero if r["runtime"] == "numpy"} == {"ok"}
+    assert {r["status"] for r in zero if r["runtime"] == "tflite-runtime" and r["kernels"] == "auto"} == {"refused"}
