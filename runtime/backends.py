@@ -3,12 +3,11 @@
     windowed files:  probs(windows: (B, window, ...) as the file's input encoding says) -> float32 (B, vocab_size)
     step files:      step(chars: (B, ...), state: (B, *state_shape)) -> (probs, next state)
 
-Each opened backend says which with `graph` (the file's metadata: runtime/metadata.GRAPHS).
-
-BACKENDS is the one table of interpreters: the format each runs, the module imported when it is chosen
-(availability is checked with find_spec, which imports nothing), and the class that wraps it. A format's
-backends are preferred in table order. Layers above the runtime add rows with `register` (carolgen adds
-its Keras reference backend), so the runtime itself never imports the training side.
+Each opened backend says which with `graph` (the file's metadata: runtime/metadata.GRAPHS). BACKENDS is
+the one table of them: the formats each runs, the module imported when it is chosen (availability is
+checked with find_spec, which imports nothing), the class that wraps it; preferred in table order, the
+numpy backend (runtime/numpy_backend.py) last. Layers above the runtime add rows with `register` (carolgen
+adds its Keras reference backend), so the runtime itself never imports the training side.
 """
 import importlib
 import importlib.util
@@ -161,8 +160,7 @@ class TfliteBackend:
         """Each window from a zero state: the fused LSTM op keeps its state in variable tensors that would
         otherwise carry over from the previous call."""
         self.interpreter.reset_all_variables()
-        self.interpreter.set_tensor(self.input, windows)
-        self.interpreter.invoke()
+        self._invoke((self.input, windows))
         return self.interpreter.get_tensor(self.probs_output)
 
     def probs_and_attention(self, windows):
@@ -172,10 +170,18 @@ class TfliteBackend:
 
     def step(self, chars, state):
         """(probabilities, next state) for one character per sample (a step file: no variables to reset)."""
-        self.interpreter.set_tensor(self.char_input, chars)
-        self.interpreter.set_tensor(self.state_input, state)
-        self.interpreter.invoke()
+        self._invoke((self.char_input, chars), (self.state_input, state))
         return self.interpreter.get_tensor(self.probs_output), self.interpreter.get_tensor(self.state_output)
+
+    def _invoke(self, *feeds):
+        """Set the inputs and run; a graph whose tensors do not fit what it computes (a damaged file run with
+        --trust-file: a step file whose next state has another shape than its state) is a CarolError."""
+        try:
+            for index, value in feeds:
+                self.interpreter.set_tensor(index, value)
+            self.interpreter.invoke()
+        except (ValueError, RuntimeError) as error:
+            raise CarolError(f"{self.name} failed running {self.model_file.path}: {_first_line(error)}") from None
 
     def step_and_attention(self, chars, state):
         probs, next_state = self.step(chars, state)

@@ -103,6 +103,11 @@ class TfliteReader:
     def _check_graph(self):
         if not self.subgraphs:
             self._fail()
+        for buffer in self.buffers:
+            self._bytes(buffer, 0)
+            offset, size = self._scalar(buffer, 1, "<Q"), self._scalar(buffer, 2, "<Q")
+            if offset > 1 and offset + size > len(self.data):
+                self._fail()
         for subgraph in self.subgraphs:
             tensors = self._tables(subgraph, 0)
             for tensor in tensors:
@@ -110,16 +115,25 @@ class TfliteReader:
                 if self._scalar(tensor, 2, "<I") >= max(len(self.buffers), 1):
                     self._fail()
                 self._check_quantisation(tensor)
+            written = set(self._ints(subgraph, 1))  # the graph's inputs, then every operator's outputs
             for operator in self._tables(subgraph, 3):
                 if self._scalar(operator, 0, "<I") >= len(self.opcodes):
                     self._fail()
                 if any(not -1 <= t < len(tensors) for t in self._ints(operator, 1) + self._ints(operator, 2)):
                     self._fail()
-        for buffer in self.buffers:
-            self._bytes(buffer, 0)
-            offset, size = self._scalar(buffer, 1, "<Q"), self._scalar(buffer, 2, "<Q")
-            if offset > 1 and offset + size > len(self.data):
+                written.update(self._ints(operator, 2))
+            self._check_written(tensors, written)
+
+    def _check_written(self, tensors, written):
+        """A tensor the graph writes (an input, an operator's output) must not hold constant data: the
+        interpreter maps constants read-only, and writing one crashed ai-edge-litert (carol-fuzz: a flipped
+        bit pointed a BATCH_MATMUL output at a weight's buffer)."""
+        for index in written:
+            if not 0 <= index < len(tensors):
                 self._fail()
+            if self._buffer_data(self.buffers[self._scalar(tensors[index], 2, "<I")]):
+                raise CarolError(f"{self.path} is a damaged TFLite file: tensor {index}, which the graph writes, "
+                                 "claims constant data")
 
     def _check_shape(self, shape):
         elements = 1

@@ -46,7 +46,7 @@ def read_weights(model_file, data):
     try:
         with np.errstate(all="ignore"):  # a damaged scale may overflow; the probabilities' check catches it
             found = READERS[model_file.kind](data, model_file.path)
-    except (ValueError, IndexError, TypeError) as error:  # shapes that cannot go together: damage
+    except (ValueError, IndexError, TypeError, OverflowError) as error:  # values or shapes that cannot be: damage
         raise CarolError(f"{model_file.path}: its weights cannot be read ({error})") from None
     if "attention_query" in found:  # a step file holds W^T (carolgen/model.py, build_step_model)
         found["attention"] = found.pop("attention_query").T

@@ -213,3 +213,22 @@ def test_a_tensor_shape_no_file_holds_is_refused(tmp_path):
     damaged.write_bytes(edit_model((carolgen.MODELS_DIR / "model-fp32.tflite").read_bytes(), huge_output))
     result = run_cli("carol-generate", "--model", damaged, "--length", 5, "--trust-file")
     assert_one_line_exit_2(result, "more than 67,108,864 elements")
+
+
+def test_a_tensor_the_graph_writes_that_claims_constant_data_is_refused(tmp_path):
+    """A flipped bit pointed a BATCH_MATMUL output at a weight's buffer; ai-edge-litert then wrote into the
+    read-only constant and died of SIGSEGV (carol-fuzz). The reader refuses such a graph first."""
+    import carolgen
+    from carolgen.export.tflite import edit_model
+
+    def output_onto_a_weight(schema, model):
+        graph = model.subgraphs[0]
+        matmul = next(op for op in graph.operators
+                      if model.operatorCodes[op.opcodeIndex].builtinCode == schema.BuiltinOperator.BATCH_MATMUL)
+        weight = next(t for t in graph.tensors if model.buffers[t.buffer].data is not None
+                      and len(model.buffers[t.buffer].data) > 0)
+        graph.tensors[matmul.outputs[0]].buffer = weight.buffer
+    damaged = tmp_path / "written-constant.tflite"
+    damaged.write_bytes(edit_model((carolgen.MODELS_DIR / "model-fp32.tflite").read_bytes(), output_onto_a_weight))
+    result = run_cli("carol-generate", "--model", damaged, "--length", 5, "--trust-file")
+    assert_one_line_exit_2(result, "which the graph writes, claims constant data")

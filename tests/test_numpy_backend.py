@@ -94,11 +94,14 @@ def test_integer_files_meet_their_modes_promises_on_the_numpy_backend(every_mode
     assert checked >= 4  # dynamic, dynamic-compat, int8 windowed; their step files
 
 
-def test_numpy_only_python_generates_from_the_bundled_model_and_every_file(tmp_path, every_file):
+def test_numpy_only_python_generates_from_the_bundled_model_and_each_kind_of_file(tmp_path, every_file):
     """A Python that sees numpy and carolgen and nothing else (no site-packages: no interpreter, no
-    TensorFlow) writes from the bundled model and from each file, choosing the numpy backend and saying so."""
+    TensorFlow) writes from the bundled model and from a file of each format, graph and architecture, choosing
+    the numpy backend and saying so (every file's numbers are checked in-process above)."""
     path = numpy_only_path(tmp_path / "numpy-only")
-    for model in [None, *every_file.values()]:
+    kinds = ["model-fp32.tflite", "model-int8.onnx", "model-dynamic-step.tflite", "model-fp16-step.onnx",
+             "seed/model-fp32-step.tflite"]
+    for model in [None, *(every_file[name] for name in kinds)]:
         args = ["--length", "60", "--temperature", "0"] + ([] if model is None else ["--model", str(model)])
         done = subprocess.run([sys.executable, "-S", "-c", "import sys; from carolgen.generate import main; "
                                "sys.exit(main(sys.argv[1:]))", *args], capture_output=True, text=True, timeout=300,
@@ -154,3 +157,23 @@ def test_a_file_without_a_layers_weights_is_refused_with_one_line(tmp_path, tiny
 def test_the_numpy_backend_is_refused_no_file_format_it_cannot_read(tiny_checkpoint):
     with pytest.raises(CarolError, match="runs tflite and onnx files"):
         open_backend(tiny_checkpoint, "numpy")
+
+
+def test_the_runtime_chooses_from_what_each_backend_can_run_where(every_mode, step_exports):
+    """runtime/compat.py's findings decide the automatic choice: a file an installed interpreter may run goes
+    to it; tflite-runtime 2.14 is ruled out for ops newer than it knows, for the windowed int8 file on Arm, and
+    on ARMv6 altogether, and nothing rules out the numpy backend."""
+    from carolgen.runtime.compat import why_not
+    (folder, rows), (step_folder, _) = every_mode, step_exports
+    files = {r.file: read_model_file(folder / r.file) for r in rows if r.status == "accepted"}
+    int8_step = read_model_file(step_folder / "model-int8-step.tflite")
+    assert "newer than tflite-runtime knows" in why_not("tflite-runtime", files["model-dynamic.tflite"], "x86_64")
+    assert why_not("tflite-runtime", files["model-dynamic-compat.tflite"], "x86_64") is None
+    for machine in ("aarch64", "armv7l"):
+        assert "crash" in why_not("tflite-runtime", files["model-int8.tflite"], machine)
+        assert why_not("tflite-runtime", int8_step, machine) is None
+    assert "ARMv6" in why_not("tflite-runtime", files["model-fp32.tflite"], "armv6l")
+    assert all(why_not(name, f, machine) is None for name in ("litert", "numpy") for f in files.values()
+               for machine in ("x86_64", "aarch64", "armv7l", "armv6l"))
+    chosen = open_backend(folder / "model-fp32.tflite")
+    assert chosen.name == "litert" and getattr(chosen, "note", None) is None
