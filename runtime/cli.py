@@ -37,7 +37,8 @@ def parse_args(argv):
                         help="nucleus sampling mass (1 = off)")
     parser.add_argument("--seed", type=seed_number, help="random seed, 0 or more (printed when not given)")
     parser.add_argument("--num-samples", type=int, default=1, help="continuations to write, as one batch")
-    parser.add_argument("--backend", help=f"{', '.join(BACKENDS)} (default: the first installed for the file)")
+    parser.add_argument("--backend", help=f"{', '.join(BACKENDS)} (default: the first installed that may run the "
+                                          "file here; numpy, slower, where none)")
     parser.add_argument("--threads", type=int, default=1, help="interpreter threads")
     parser.add_argument("--unknown", choices=UNKNOWN_POLICIES, default="error",
                         help="what to do with prime characters outside the vocabulary")
