@@ -40,13 +40,13 @@ SETTINGS = {
     "full": {"iterations": 2000, "warmup": 200, "generate_chars": 2000, "seed_loop_chars": 100,
              "seed_loop_iterations": 100, "windows": 2000, "primes": 5, "tool_runs": 2000, "cold_starts": 5,
              "word_rate_chars": WORD_RATE_SETTINGS["length"], "timing_rounds": 3,
-             "paired_rounds": 20, "generation_rounds": 7, "loop_chars": 20_000, "step_modes": None,
-             "numpy_modes": None},
+             "paired_rounds": 20, "generation_rounds": 7, "loop_chars": 20_000, "window_modes": None,
+             "step_modes": None, "numpy_modes": None},
     "quick": {"iterations": 100, "warmup": 10, "generate_chars": 200, "seed_loop_chars": 10,
               "seed_loop_iterations": 10, "windows": 50, "primes": 2, "tool_runs": 100, "cold_starts": 1,
               "word_rate_chars": 200, "timing_rounds": 1,
-              "paired_rounds": 2, "generation_rounds": 1, "loop_chars": 1000, "step_modes": ["fp32"],
-              "numpy_modes": ["fp32"]},
+              "paired_rounds": 2, "generation_rounds": 1, "loop_chars": 1000, "window_modes": ["fp32", "int8"],
+              "step_modes": ["fp32"], "numpy_modes": ["fp32"]},
 }
 PACKAGES = ["numpy", "tensorflow", "keras", "tf_keras", "tf2onnx", "onnx", "onnxruntime", "ai-edge-litert"]
 
@@ -163,8 +163,8 @@ def bench_checkpoint(checkpoint, settings, workdir, tflite_python, main):
     files_dir = workdir / "files"
     progress(f"{checkpoint.name}: exporting every format x graph x mode")
     export_rows = []
-    for graph in GRAPHS:  # a quick run exports step files in fp32 only (settings: step_modes)
-        modes = settings["step_modes"] if graph == "step" and settings["step_modes"] else list(MODES)
+    for graph in GRAPHS:  # a quick run exports fewer modes (settings: window_modes, step_modes)
+        modes = settings[f"{graph}_modes"] or list(MODES)
         export_rows += export(checkpoint, list(EXPORT_FORMATS), modes, out=files_dir, graphs=[graph],
                               progress=lambda r: progress(f"  {r.status}: {r.file}"))
     progress(f"{checkpoint.name}: computing the Keras reference")

@@ -2,9 +2,7 @@
 unpacked from .debs under a private APT configuration, run under qemu-user, with Python environments
 installed offline by the emulated pip from PyPI's wheels. No binfmt, chroot or host dpkg changes.
 
-TARGETS is the one table of them: 64-bit Pi OS (arm64, Pi 4 and Pi 5 cores), 32-bit Pi OS (armhf, ARMv7:
-Debian's python3-numpy, since pip has no armv7l numpy wheels, and tflite-runtime 2.14's armv7l wheel), and a
-Pi Zero / Pi 1 (ARMv6: Debian armel, the closest userland Debian builds for an ARMv6 core, with numpy alone).
+The targets are benchmarks/pi_targets.py's TARGETS table.
 
 Every cache entry is made by `cached_folder`: built under a `.partial-` name and renamed when whole, so an
 interrupted build never looks finished. Entries are keyed by content (the carolgen sources' digest, the
@@ -23,66 +21,13 @@ from pathlib import Path
 import carolgen
 from carolgen.runtime.errors import CarolError
 
+from .pi_targets import TARGETS
+
 SUITES = ["bookworm", "bookworm-updates"]
 DEBIAN = "http://deb.debian.org/debian"
 SECURITY = "http://deb.debian.org/debian-security"
 KEYRING = Path("/usr/share/keyrings/debian-archive-keyring.gpg")
 NEED_DISK_MB = 2000
-
-
-@dataclass(frozen=True)
-class Environment:
-    """One emulated Python environment: the wheels it downloads, what its pip installs (with `pip_flags`),
-    the runtimes it serves. `--no-deps` where numpy comes from Debian's python3-numpy (no armv7l wheels)."""
-
-    name: str
-    downloads: tuple
-    installs: tuple
-    runtimes: tuple
-    pip_flags: tuple = ()
-    unzipped: tuple = ()  # downloaded wheels put on the path unzipped, bypassing pip: a record, not advice
-
-
-def _manylinux(arch):
-    return ("manylinux2014_" + arch, *(f"manylinux_2_{n}_{arch}" for n in range(17, 37)))
-
-
-@dataclass(frozen=True)
-class Target:
-    """One emulated Pi: its Debian userland, its qemu, the cores it stands for, its Python environments."""
-
-    name: str
-    machine: str  # platform.machine() there
-    debian_arch: str
-    qemu: str
-    cpus: dict  # QEMU_CPU -> the Pi whose core it is
-    packages: tuple  # Debian packages of the userland
-    wheel_tags: tuple
-    environments: tuple
-    triplet: str  # the multiarch folder (Debian's numpy needs its BLAS links made there)
-
-
-PI_OS_32_NUMPY = ("python3.11", "python3-pip", "python3-numpy", "libstdc++6")
-TARGETS = {t.name: t for t in (
-    Target("aarch64", "aarch64", "arm64", "qemu-aarch64-static",
-           {"cortex-a72": "Raspberry Pi 4", "cortex-a76": "Raspberry Pi 5"},
-           ("python3.11", "python3-pip", "libstdc++6"), _manylinux("aarch64"), (
-               Environment("modern", ("numpy>=2", "ai-edge-litert", "onnxruntime"), ("carolgen[litert,onnx]",),
-                           ("litert", "onnxruntime", "numpy")),
-               Environment("legacy", ("numpy<2", "tflite-runtime==2.14.0"),
-                           ("carolgen", "numpy<2", "tflite-runtime==2.14.0"), ("tflite-runtime",))),
-           "aarch64-linux-gnu"),
-    Target("armv7", "armv7l", "armhf", "qemu-arm-static", {"cortex-a7": "Raspberry Pi 2/3, 32-bit Pi OS"},
-           PI_OS_32_NUMPY, (*_manylinux("armv7l"), "linux_armv7l"), (
-               Environment("pi-os-32", ("tflite-runtime==2.14.0",), ("carolgen", "tflite-runtime==2.14.0"),
-                           ("tflite-runtime", "numpy"), pip_flags=("--no-deps",)),),
-           "arm-linux-gnueabihf"),
-    Target("armv6", "armv6l", "armel", "qemu-arm-static", {"arm1176": "Raspberry Pi Zero / Zero W / 1"},
-           PI_OS_32_NUMPY, (*_manylinux("armv7l"), "linux_armv7l"), (
-               Environment("pi-zero", ("tflite-runtime==2.14.0",), ("carolgen",), ("numpy", "tflite-runtime"),
-                           pip_flags=("--no-deps",), unzipped=("tflite_runtime",)),),
-           "arm-linux-gnueabi"),
-)}
 
 
 def default_cache():
@@ -296,9 +241,9 @@ def install_environment(qemu, root, cache, target, environment, carolgen_wheels,
     return EmulatedPython(qemu, root, cached_folder(cache, f"site-{environment.name}-{digest}", build))
 
 
-def emulated_pythons(cache, log, targets=tuple(TARGETS)):
-    """{(target, runtime backend): EmulatedPython} for every environment of the targets, building what the
-    cache lacks."""
+def emulated_pythons(cache, log, targets=tuple(TARGETS), wanted=None):
+    """{(target, runtime backend): EmulatedPython} for every environment of the targets (or only those serving
+    a (target, runtime) in `wanted`), building what the cache lacks."""
     check_disk(cache)
     wheels, digest = carolgen_wheel(cache)
     pythons = {}
@@ -307,6 +252,8 @@ def emulated_pythons(cache, log, targets=tuple(TARGETS)):
         log(f"{target.name}: Debian bookworm {target.debian_arch} userland")
         root = build_rootfs(cache, target)
         for environment in target.environments:
+            if wanted is not None and not any((target.name, runtime) in wanted for runtime in environment.runtimes):
+                continue
             log(f"{target.name}: {environment.name} environment: {', '.join(environment.runtimes)}")
             python = install_environment(qemu, root, cache, target, environment, wheels, digest)
             pythons.update({(target.name, runtime): python for runtime in environment.runtimes})
