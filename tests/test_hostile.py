@@ -84,6 +84,9 @@ def test_a_nan_weight_is_refused_not_sampled(onnx_file, tmp_path):
     path.write_bytes(Exporter.sealed("onnx", proto.SerializeToString(), read_model_file(onnx_file).info.document))
     result = run_cli("carol-generate", "--model", path, "--length", 20, "--quiet")
     assert_one_line_exit_2(result, "invalid probabilities")
+    for greedy in ([], ["--temperature", "0"]):  # the numpy backend computes from the same NaN weight
+        result = run_cli("carol-generate", "--model", path, "--length", 20, "--quiet", "--backend", "numpy", *greedy)
+        assert_one_line_exit_2(result, "invalid probabilities")
 
 
 @pytest.mark.parametrize("args, words", [
